@@ -1,0 +1,1 @@
+//! charcoal-statsd: the Etsy-compatible StatsD server. Not built yet; see issue 4.

@@ -1,0 +1,32 @@
+//! Charcoal's time-series store: whisper files byte-compatible with Graphite's, Carbon's
+//! storage rules, and (in later modules) the database and Carbon receiver built on them.
+//!
+//! ```
+//! use charcoal_store::{CreateOptions, Whisper, parse_retentions};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("load.wsp");
+//! let now = 1_700_000_000;
+//! Whisper::create(&path, &parse_retentions("10s:1h,1m:1d").unwrap(), CreateOptions::default())
+//!     .unwrap();
+//! let mut file = Whisper::open(&path).unwrap();
+//! file.update_many(&mut [(now - 20, 1.0), (now - 10, 2.0)], now).unwrap();
+//! let series = file.fetch(now - 30, now, now).unwrap().unwrap();
+//! // Intervals after `from` up to and including `until`: now-20, now-10, now.
+//! assert_eq!(series.values, vec![Some(1.0), Some(2.0), None]);
+//! ```
+
+mod aggregation;
+mod error;
+mod retention;
+mod rules;
+mod whisper;
+
+pub use aggregation::AggregationMethod;
+pub use error::{Corruption, RetentionError, RulesError, WhisperError};
+pub use retention::{Retention, parse_retentions, validate_archive_list};
+pub use rules::{DEFAULT_RETENTION, NewFileSettings, SkippedSection, StorageRules};
+pub use whisper::{
+    ArchiveInfo, CreateOptions, DiffArchive, Header, ResizeOptions, Series, UpdateOutcome, Whisper,
+    diff, fill, merge, resize,
+};

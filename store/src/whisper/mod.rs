@@ -1,0 +1,13 @@
+//! The whisper file format, byte-compatible with Graphite's whisper 1.1.
+
+mod file;
+mod header;
+mod tools;
+
+pub use file::{CreateOptions, Series, UpdateOutcome, Whisper};
+pub(crate) use header::file_size;
+pub use header::{ArchiveInfo, Header};
+pub use tools::{DiffArchive, ResizeOptions, diff, fill, merge, resize};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,4 @@
+//! End-to-end tests of the `charcoal` binary (one test binary, modules per area).
+
+mod support;
+mod whisper_tools;
