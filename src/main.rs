@@ -1,9 +1,15 @@
 //! The `charcoal` binary: one process for StatsD, Carbon, the render API and the node agent,
 //! plus the whisper file tools. See `charcoal --help`.
 
+mod carbon_cmd;
+mod config;
+mod listen;
+mod logging;
 mod pyfmt;
+mod signals;
 mod whisper_cli;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,12 +21,22 @@ use clap::{Parser, Subcommand};
     about = "StatsD + Graphite + Munin in one fast binary"
 )]
 struct Cli {
+    /// TOML configuration file; every key can also be set as CHARCOAL_<SECTION>__<KEY>.
+    #[arg(long, global = true, env = "CHARCOAL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format on stdout (default: human on a terminal, JSON lines otherwise).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<config::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The store with its Carbon plaintext receiver (TCP and UDP).
+    Carbon(carbon_cmd::CarbonArgs),
+    /// Load and validate the configuration, print it with every default, and exit.
+    CheckConfig,
     /// Whisper file tools (create, info, fetch, update, dump, resize, fill, merge).
     #[command(subcommand)]
     Whisper(whisper_cli::WhisperCommand),
@@ -28,22 +44,44 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Whisper(command) => whisper_cli::run(command),
-    };
-    match result {
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("charcoal: {e:#}");
-            if whisper_cli::is_usage_error(&e) {
+            if e.downcast_ref::<config::ConfigError>().is_some() || whisper_cli::is_usage_error(&e)
+            {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Whisper(command) = cli.command {
+        return whisper_cli::run(command);
+    }
+    let mut config = config::load(cli.config.as_deref(), std::env::vars())?;
+    if let Some(format) = cli.log_format {
+        config.log.format = format;
+    }
+    match &cli.command {
+        Command::Carbon(args) => args.apply(&mut config),
+        Command::CheckConfig | Command::Whisper(_) => {}
+    }
+    logging::init(&config.log);
+    config::validate(&config)?;
+    match cli.command {
+        Command::Carbon(_) => carbon_cmd::run(config, cli.config),
+        Command::CheckConfig => {
+            print!("{}", toml::to_string(&config)?);
+            Ok(())
+        }
+        Command::Whisper(_) => Ok(()),
     }
 }
 

@@ -173,3 +173,43 @@ pub enum RulesError {
         problem: String,
     },
 }
+
+/// A `seriesByTag` expression that cannot be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TagError {
+    #[error("no tag expressions specified")]
+    NoExpressions,
+    #[error(
+        "invalid tag expression '{expression}': expected tag=value, tag!=value, tag=~regex or tag!=~regex"
+    )]
+    Expression { expression: String },
+    #[error("invalid regular expression in '{expression}': {reason}")]
+    Regex { expression: String, reason: String },
+    #[error("At least one tagspec must not match the empty string")]
+    MatchesEverything,
+}
+
+/// Errors of the store as a database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("invalid metric name {name:?}: {source}")]
+    Name {
+        name: String,
+        #[source]
+        source: crate::name::NameError,
+    },
+    #[error("the write cache is full ({max_points} points)")]
+    CacheFull { max_points: usize },
+    #[error(transparent)]
+    Whisper(#[from] WhisperError),
+    #[error(transparent)]
+    Tag(#[from] TagError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}

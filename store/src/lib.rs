@@ -1,5 +1,6 @@
 //! Charcoal's time-series store: whisper files byte-compatible with Graphite's, Carbon's
-//! storage rules, and (in later modules) the database and Carbon receiver built on them.
+//! storage rules, and the database built on them: a data directory laid out as Carbon lays it
+//! out, a write cache that reads see, writer threads, and an index for Graphite globs and tags.
 //!
 //! ```
 //! use charcoal_store::{CreateOptions, Whisper, parse_retentions};
@@ -17,13 +18,27 @@
 //! ```
 
 mod aggregation;
+mod cache;
+mod carbon;
+mod config;
+mod db;
 mod error;
+mod glob;
+mod index;
+mod name;
 mod retention;
 mod rules;
 mod whisper;
 
 pub use aggregation::AggregationMethod;
-pub use error::{Corruption, RetentionError, RulesError, WhisperError};
+pub use carbon::{
+    CarbonConfig, CarbonLine, CarbonReceiver, LineError, ReceiverStats, parse_line, python_float,
+};
+pub use config::{StoreConfig, duration_text};
+pub use db::{Clock, Store, StoreStats, system_clock};
+pub use error::{Corruption, RetentionError, RulesError, StoreError, TagError, WhisperError};
+pub use index::FindMatch;
+pub use name::{MAX_NAME_LEN, MetricName, NameError};
 pub use retention::{Retention, parse_retentions, validate_archive_list};
 pub use rules::{DEFAULT_RETENTION, NewFileSettings, SkippedSection, StorageRules};
 pub use whisper::{

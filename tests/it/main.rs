@@ -1,4 +1,5 @@
 //! End-to-end tests of the `charcoal` binary (one test binary, modules per area).
 
+mod carbon_cmd;
 mod support;
 mod whisper_tools;

@@ -67,3 +67,101 @@ pub fn whisper_script(script: &str, args: &[&str], now: i64) -> String {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// A `charcoal` server process whose JSON log is read in the background.
+pub struct Server {
+    pub child: std::process::Child,
+    pub events: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Server {
+    /// Starts `charcoal ARGS --log-format json` with extra environment.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
+        use std::io::BufRead;
+        let mut child = charcoal()
+            .args(args)
+            .args(["--log-format", "json"])
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start charcoal");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&events);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let event = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({"unparsed": line}));
+                sink.lock().unwrap().push(event);
+            }
+        });
+        Server { child, events }
+    }
+
+    /// Waits for a log event whose message is `message`; returns it.
+    pub fn wait_for(&self, message: &str) -> serde_json::Value {
+        for _ in 0..1000 {
+            if let Some(e) = self
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|e| e["message"] == message)
+            {
+                return e.clone();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!(
+            "no {message:?} event; log: {:?}",
+            self.events.lock().unwrap()
+        );
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Waits for the process to exit, returns its status.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        for _ in 0..3000 {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        panic!("charcoal did not exit within 30 s");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every `.wsp` file under `dir`.
+pub fn whisper_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "wsp") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -447,45 +447,18 @@ impl Whisper {
         now: i64,
         step: Option<u32>,
     ) -> Result<Option<Series>, WhisperError> {
-        if from > until {
-            return Err(WhisperError::InvalidTimeInterval { from, until });
-        }
-        let oldest = now - i64::from(self.header.max_retention);
-        if from > now || until < oldest {
-            return Ok(None);
-        }
-        let from = from.max(oldest);
-        let until = until.min(now);
-        let archive = match step {
-            Some(step) => *self
-                .header
-                .archives
-                .iter()
-                .find(|a| a.step == step)
-                .ok_or(WhisperError::Granularity(step))?,
-            None => {
-                let age = now - from;
-                *self
-                    .header
-                    .archives
-                    .iter()
-                    .find(|a| a.retention() >= age)
-                    .unwrap_or(&self.header.archives[self.header.archives.len() - 1])
-            }
-        };
-        Ok(Some(self.read_archive(&archive, from, until)))
+        Ok(plan_fetch(&self.header, from, until, now, step)?
+            .map(|(archive, from, until)| self.read_archive(&archive, from, until)))
     }
 
     /// The intervals after `from`'s up to and including `until`'s, from one archive.
     pub(crate) fn read_archive(&self, archive: &ArchiveInfo, from: i64, until: i64) -> Series {
-        let step = i64::from(archive.step);
-        let start = archive.interval(from) + step;
-        let mut end = archive.interval(until) + step;
-        if start == end {
-            end += step;
-        }
-        let count = ((end - start) / step) as usize;
-        let mut values = vec![None; count];
+        let Series {
+            start,
+            end,
+            step,
+            mut values,
+        } = empty_series(archive, from, until);
         let base = self.base(archive);
         if base != 0 {
             let bytes = self.bytes();
@@ -525,6 +498,61 @@ impl Whisper {
         (0..archive.points as usize)
             .map(|slot| read_point(bytes, archive.offset as usize + slot * POINT_SIZE))
             .collect()
+    }
+}
+
+/// whisper's range logic: `None` when `[from, until]` is wholly in the future or older than
+/// the retention; otherwise the archive to read (the finest covering the age of `from`, or the
+/// one with exactly `step`) and the range clamped to `[now - maxRetention, now]`.
+pub(crate) fn plan_fetch(
+    header: &Header,
+    from: i64,
+    until: i64,
+    now: i64,
+    step: Option<u32>,
+) -> Result<Option<(ArchiveInfo, i64, i64)>, WhisperError> {
+    if from > until {
+        return Err(WhisperError::InvalidTimeInterval { from, until });
+    }
+    let oldest = now - i64::from(header.max_retention);
+    if from > now || until < oldest {
+        return Ok(None);
+    }
+    let from = from.max(oldest);
+    let until = until.min(now);
+    let archive = match step {
+        Some(step) => *header
+            .archives
+            .iter()
+            .find(|a| a.step == step)
+            .ok_or(WhisperError::Granularity(step))?,
+        None => {
+            let age = now - from;
+            *header
+                .archives
+                .iter()
+                .find(|a| a.retention() >= age)
+                .unwrap_or(&header.archives[header.archives.len() - 1])
+        }
+    };
+    Ok(Some((archive, from, until)))
+}
+
+/// The all-null series of `archive` for `[from, until]`: the intervals after `from`'s up to
+/// and including `until`'s (one interval when they coincide).
+pub(crate) fn empty_series(archive: &ArchiveInfo, from: i64, until: i64) -> Series {
+    let step = i64::from(archive.step);
+    let start = archive.interval(from) + step;
+    let mut end = archive.interval(until) + step;
+    if start == end {
+        end += step;
+    }
+    let count = ((end - start) / step) as usize;
+    Series {
+        start,
+        end,
+        step,
+        values: vec![None; count],
     }
 }
 

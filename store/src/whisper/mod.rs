@@ -5,6 +5,7 @@ mod header;
 mod tools;
 
 pub use file::{CreateOptions, Series, UpdateOutcome, Whisper};
+pub(crate) use file::{empty_series, plan_fetch};
 pub(crate) use header::file_size;
 pub use header::{ArchiveInfo, Header};
 pub use tools::{DiffArchive, ResizeOptions, diff, fill, merge, resize};

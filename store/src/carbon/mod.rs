@@ -1,0 +1,485 @@
+//! The Carbon plaintext receiver (TCP and UDP, port 2003 by default): the only part of the
+//! store that opens sockets. Lines go into the store's write cache; bad lines are counted,
+//! logged at most once a second, and skipped, keeping the good lines around them.
+
+mod line;
+mod self_metrics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use line::{CarbonLine, LineError, parse_line, python_float};
+
+use crate::config::duration_text;
+use crate::db::Store;
+use crate::error::StoreError;
+
+/// `[carbon]`: the plaintext receiver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CarbonConfig {
+    /// Address for TCP and UDP (`HOST:PORT`; port 0 picks a free port).
+    pub listen: String,
+    /// Also receive datagrams on the same address.
+    pub udp: bool,
+    /// Most TCP connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
+    /// Longest line accepted; longer lines are counted as bad and skipped.
+    pub max_line_length: usize,
+    /// How often Carbon's own metrics (`carbon.agents.<host>-a.*`) are stored; 0s disables.
+    #[serde(with = "duration_text")]
+    pub metric_interval: Duration,
+    /// Prefix of those metrics; empty means `carbon.agents.<hostname>-a`.
+    pub metric_prefix: String,
+}
+
+impl Default for CarbonConfig {
+    fn default() -> Self {
+        CarbonConfig {
+            listen: "127.0.0.1:2003".to_owned(),
+            udp: true,
+            max_connections: 10_000,
+            max_line_length: 16_384,
+            metric_interval: Duration::from_secs(60),
+            metric_prefix: String::new(),
+        }
+    }
+}
+
+/// Counters of the receiver, cumulative.
+#[derive(Debug, Default)]
+pub struct ReceiverStats {
+    /// Datapoints accepted into the store.
+    pub metrics_received: AtomicU64,
+    /// Lines that were not datapoints (wrong field count, bad number, bad UTF-8, too long).
+    pub bad_lines: AtomicU64,
+    /// Datapoints with a name the store refused.
+    pub invalid_names: AtomicU64,
+    /// NaN values, dropped as Carbon drops them.
+    pub nan_values: AtomicU64,
+    /// UDP datapoints dropped because the cache was full.
+    pub udp_dropped: AtomicU64,
+    /// TCP connections open now.
+    pub active_connections: AtomicU64,
+    /// TCP connections accepted in total.
+    pub connections: AtomicU64,
+}
+
+/// Logs at most one line a second per kind of problem, with the number suppressed meanwhile.
+struct RateLimitedLog {
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+    suppressed: AtomicU64,
+}
+
+impl RateLimitedLog {
+    fn new() -> Self {
+        RateLimitedLog {
+            last: std::sync::Mutex::new(None),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    fn warn(&self, peer: &SocketAddr, problem: &dyn std::fmt::Display, line: &[u8]) {
+        let now = std::time::Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *last = Some(now);
+        let shown = String::from_utf8_lossy(&line[..line.len().min(400)]);
+        tracing::warn!(
+            %peer,
+            problem = %problem,
+            line = %shown,
+            suppressed = self.suppressed.swap(0, Ordering::Relaxed),
+            "invalid carbon line skipped"
+        );
+    }
+}
+
+struct Receiver {
+    store: Store,
+    stats: Arc<ReceiverStats>,
+    log: RateLimitedLog,
+    max_line: usize,
+    clock: crate::db::Clock,
+}
+
+impl Receiver {
+    /// Handles one line; `Err` only when the cache is full (the caller decides: wait or drop).
+    fn line(&self, line: &[u8], peer: &SocketAddr) -> Result<(), (String, f64, i64)> {
+        if line.len() > self.max_line {
+            self.bad(peer, &LineError::TooLong(self.max_line), line);
+            return Ok(());
+        }
+        match parse_line(line) {
+            Ok(point) => {
+                let timestamp = point.timestamp.unwrap_or_else(|| (self.clock)());
+                self.store_point(point.path, point.value, timestamp, peer)
+            }
+            Err(LineError::NaN) => {
+                self.stats.nan_values.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            // Blank lines are not worth a warning (Carbon ignores them too).
+            Err(LineError::Fields(0)) => Ok(()),
+            Err(e) => {
+                self.bad(peer, &e, line);
+                Ok(())
+            }
+        }
+    }
+
+    fn store_point(
+        &self,
+        path: &str,
+        value: f64,
+        timestamp: i64,
+        peer: &SocketAddr,
+    ) -> Result<(), (String, f64, i64)> {
+        match self.store.write(path, value, timestamp) {
+            Ok(()) => {
+                self.stats.metrics_received.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(StoreError::CacheFull { .. }) => Err((path.to_owned(), value, timestamp)),
+            Err(e) => {
+                self.stats.invalid_names.fetch_add(1, Ordering::Relaxed);
+                self.log.warn(peer, &e, path.as_bytes());
+                Ok(())
+            }
+        }
+    }
+
+    fn bad(&self, peer: &SocketAddr, problem: &dyn std::fmt::Display, line: &[u8]) {
+        self.stats.bad_lines.fetch_add(1, Ordering::Relaxed);
+        self.log.warn(peer, problem, line);
+    }
+}
+
+/// A running receiver. [`shutdown`](CarbonReceiver::shutdown) stops accepting, reads what is
+/// already in the socket buffers into the store, and waits for every task.
+pub struct CarbonReceiver {
+    stats: Arc<ReceiverStats>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl CarbonReceiver {
+    /// Serves the given sockets (either may be absent) into `store` until `shutdown` fires or
+    /// [`shutdown`](CarbonReceiver::shutdown) is called. Must run inside a Tokio runtime.
+    pub fn start(
+        store: Store,
+        tcp: Option<TcpListener>,
+        udp: Option<UdpSocket>,
+        config: &CarbonConfig,
+        shutdown: CancellationToken,
+    ) -> CarbonReceiver {
+        Self::start_with_clock(store, tcp, udp, config, shutdown, crate::db::system_clock())
+    }
+
+    /// [`start`](CarbonReceiver::start) with a clock for "now" (timestamp `-1`).
+    pub fn start_with_clock(
+        store: Store,
+        tcp: Option<TcpListener>,
+        udp: Option<UdpSocket>,
+        config: &CarbonConfig,
+        shutdown: CancellationToken,
+        clock: crate::db::Clock,
+    ) -> CarbonReceiver {
+        let stats = Arc::new(ReceiverStats::default());
+        let receiver = Arc::new(Receiver {
+            store: store.clone(),
+            stats: Arc::clone(&stats),
+            log: RateLimitedLog::new(),
+            max_line: config.max_line_length,
+            clock,
+        });
+        let tracker = TaskTracker::new();
+        let token = shutdown.child_token();
+        if let Some(listener) = tcp {
+            let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+            tracker.spawn(accept_loop(
+                listener,
+                Arc::clone(&receiver),
+                limit,
+                token.clone(),
+                tracker.clone(),
+            ));
+        }
+        if let Some(socket) = udp {
+            tracker.spawn(udp_loop(socket, Arc::clone(&receiver), token.clone()));
+        }
+        if !config.metric_interval.is_zero() {
+            let prefix = if config.metric_prefix.is_empty() {
+                format!(
+                    "carbon.agents.{}-a",
+                    self_metrics::hostname().replace('.', "_")
+                )
+            } else {
+                config.metric_prefix.clone()
+            };
+            tracker.spawn(self_metrics::run(
+                store,
+                Arc::clone(&stats),
+                prefix,
+                config.metric_interval,
+                token.clone(),
+            ));
+        }
+        tracker.close();
+        CarbonReceiver {
+            stats,
+            token,
+            tracker,
+        }
+    }
+
+    /// The receiver's counters.
+    pub fn stats(&self) -> &Arc<ReceiverStats> {
+        &self.stats
+    }
+
+    /// Stops accepting, drains the socket buffers into the store, waits for every task.
+    pub async fn shutdown(self) {
+        self.token.cancel();
+        self.tracker.wait().await;
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    receiver: Arc<Receiver>,
+    limit: Arc<Semaphore>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let permit = tokio::select! {
+            _ = token.cancelled() => return,
+            permit = Arc::clone(&limit).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = token.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "carbon accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let receiver = Arc::clone(&receiver);
+        let token = token.clone();
+        tracker.spawn(async move {
+            receiver.stats.connections.fetch_add(1, Ordering::Relaxed);
+            receiver
+                .stats
+                .active_connections
+                .fetch_add(1, Ordering::Relaxed);
+            connection(stream, peer, &receiver, &token).await;
+            receiver
+                .stats
+                .active_connections
+                .fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+}
+
+/// Reads lines from one TCP connection. A line split across reads is joined; a line longer
+/// than the limit is skipped up to its newline; when the cache is full the connection stops
+/// reading (TCP back-pressure) until there is room.
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    receiver: &Receiver,
+    token: &CancellationToken,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut filled = 0;
+    // Skipping the rest of an overlong line until its newline.
+    let mut skipping = false;
+    let mut draining = false;
+    loop {
+        if filled == buf.len() {
+            // A full buffer without a newline: the line is too long.
+            receiver.bad(
+                &peer,
+                &LineError::TooLong(receiver.max_line),
+                &buf[..filled],
+            );
+            filled = 0;
+            skipping = true;
+        }
+        let n = if draining {
+            // After shutdown: take only what is already buffered.
+            match stream.try_read(&mut buf[filled..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(_) => 0,
+            }
+        } else {
+            tokio::select! {
+                _ = token.cancelled() => { draining = true; continue; }
+                read = stream.read(&mut buf[filled..]) => read.unwrap_or(0),
+            }
+        };
+        if n == 0 {
+            // End of stream: a final line without a newline still counts.
+            if filled > 0 && !skipping {
+                let line = buf[..filled].to_vec();
+                process_line(receiver, &line, &peer, token).await;
+            }
+            return;
+        }
+        let end = filled + n;
+        let mut start = 0;
+        while let Some(pos) = buf[start..end].iter().position(|&b| b == b'\n') {
+            let line_end = start + pos;
+            if skipping {
+                skipping = false;
+            } else {
+                process_line(receiver, &buf[start..line_end], &peer, token).await;
+            }
+            start = line_end + 1;
+        }
+        if skipping {
+            filled = 0;
+        } else {
+            buf.copy_within(start..end, 0);
+            filled = end - start;
+        }
+    }
+}
+
+async fn process_line(
+    receiver: &Receiver,
+    line: &[u8],
+    peer: &SocketAddr,
+    token: &CancellationToken,
+) {
+    let Err((path, value, timestamp)) = receiver.line(line, peer) else {
+        return;
+    };
+    // Cache full: hold this point (and so the socket) until there is room.
+    loop {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        match receiver.store_point(&path, value, timestamp, peer) {
+            Ok(()) => return,
+            Err(_) if token.is_cancelled() && !receiver.store.has_room() => {
+                // Shutting down with a full cache: give the writers a moment more.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Receives datagrams; each is split into lines as Python's `splitlines()` does. When the
+/// cache is full, datapoints are dropped and counted (UDP has no back-pressure).
+async fn udp_loop(socket: UdpSocket, receiver: Arc<Receiver>, token: CancellationToken) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let received = tokio::select! {
+            _ = token.cancelled() => {
+                // Drain what the kernel already holds.
+                while let Ok((n, peer)) = socket.try_recv_from(&mut buf) {
+                    datagram(&receiver, &buf[..n], &peer);
+                }
+                return;
+            }
+            r = socket.recv_from(&mut buf) => r,
+        };
+        match received {
+            Ok((n, peer)) => datagram(&receiver, &buf[..n], &peer),
+            Err(e) => {
+                tracing::debug!(error = %e, "carbon udp receive failed");
+            }
+        }
+    }
+}
+
+fn datagram(receiver: &Receiver, data: &[u8], peer: &SocketAddr) {
+    for line in split_lines(data) {
+        if receiver.line(line, peer).is_err() {
+            receiver.stats.udp_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Python's `str.splitlines()` line ends that a datagram may use: \n, \r, \r\n, \v, \f,
+/// \x1c-\x1e, and the UTF-8 encodings of U+0085, U+2028 and U+2029.
+fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut i = 0;
+        while i < rest.len() {
+            let (end_len, is_end) = match rest[i] {
+                b'\r' if rest.get(i + 1) == Some(&b'\n') => (2, true),
+                b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1e => (1, true),
+                0xc2 if rest.get(i + 1) == Some(&0x85) => (2, true),
+                0xe2 if rest.get(i + 1) == Some(&0x80)
+                    && matches!(rest.get(i + 2), Some(0xa8 | 0xa9)) =>
+                {
+                    (3, true)
+                }
+                _ => (1, false),
+            };
+            if is_end {
+                let line = &rest[..i];
+                rest = &rest[i + end_len..];
+                return Some(line);
+            }
+            i += 1;
+        }
+        let line = rest;
+        rest = &[];
+        Some(line)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datagram_line_ends() {
+        let lines: Vec<&[u8]> =
+            split_lines(b"a 1 2\nb 1 2\r\nc 1 2\rd 1 2\x0be 1 2\xc2\x85f 1 2\xe2\x80\xa8g")
+                .collect();
+        assert_eq!(
+            lines,
+            [
+                &b"a 1 2"[..],
+                b"b 1 2",
+                b"c 1 2",
+                b"d 1 2",
+                b"e 1 2",
+                b"f 1 2",
+                b"g"
+            ]
+        );
+        assert_eq!(split_lines(b"x\n").collect::<Vec<_>>(), [&b"x"[..]]);
+        assert_eq!(split_lines(b"").count(), 0);
+    }
+}
