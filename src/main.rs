@@ -1,6 +1,7 @@
 //! The `charcoal` binary: one process for StatsD, Carbon, the render API and the node agent,
 //! plus the whisper file tools. See `charcoal --help`.
 
+mod bench_carbon;
 mod carbon_cmd;
 mod config;
 mod listen;
@@ -33,6 +34,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Load generators (bounded in count and time, loopback targets only).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// The store with its Carbon plaintext receiver (TCP and UDP).
     Carbon(carbon_cmd::CarbonArgs),
     /// Load and validate the configuration, print it with every default, and exit.
@@ -40,6 +44,12 @@ enum Command {
     /// Whisper file tools (create, info, fetch, update, dump, resize, fill, merge).
     #[command(subcommand)]
     Whisper(whisper_cli::WhisperCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Carbon plaintext over TCP: many metrics, several connections.
+    Carbon(bench_carbon::BenchCarbonArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,8 +72,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Whisper(command) = cli.command {
-        return whisper_cli::run(command);
+    match cli.command {
+        Command::Whisper(command) => return whisper_cli::run(command),
+        Command::Bench(BenchCommand::Carbon(args)) => return bench_carbon::run(&args),
+        _ => {}
     }
     let mut config = config::load(cli.config.as_deref(), std::env::vars())?;
     if let Some(format) = cli.log_format {
@@ -71,17 +83,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match &cli.command {
         Command::Carbon(args) => args.apply(&mut config),
-        Command::CheckConfig | Command::Whisper(_) => {}
+        Command::CheckConfig | Command::Whisper(_) | Command::Bench(_) => {}
     }
     logging::init(&config.log);
     config::validate(&config)?;
+    raise_descriptor_limit();
     match cli.command {
         Command::Carbon(_) => carbon_cmd::run(config, cli.config),
         Command::CheckConfig => {
             print!("{}", toml::to_string(&config)?);
             Ok(())
         }
-        Command::Whisper(_) => Ok(()),
+        Command::Whisper(_) | Command::Bench(_) => Ok(()),
+    }
+}
+
+/// Servers hold many sockets and files: take the hard limit on descriptors, as most daemons
+/// do (the soft default of 1024 is for interactive shells).
+fn raise_descriptor_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!(error = %e, soft, hard, "could not raise the open-file limit");
     }
 }
 

@@ -4,19 +4,19 @@
 //! The cache is sharded by metric name; each writer owns a fixed subset of shards, so writers
 //! never contend with each other and a metric is always written by the same thread. A point
 //! stays in the cache until it is in its file: the writer copies a metric's points, writes
-//! them, and only then removes them, so a read never misses a point in flight.
+//! them, and only then removes them (points only ever append), so a read never misses a point
+//! in flight.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use hashbrown::HashTable;
 
 /// Points of one metric, in arrival order (timestamps may repeat or go back).
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
     pub(crate) points: Vec<(i64, f64)>,
-    /// The first `in_flight` points are being written; they must not change under the writer.
-    in_flight: usize,
     /// Writer passes since the queue was last non-empty, to drop idle entries.
     idle_passes: u8,
 }
@@ -28,12 +28,20 @@ pub(crate) enum Full {
     Full,
 }
 
+/// A metric in a shard, with its hash kept so the name is hashed once per point.
+#[derive(Debug)]
+struct Entry {
+    hash: u64,
+    name: Arc<str>,
+    queue: Queue,
+}
+
 /// One shard: metric name → its queued points.
-type Shard = HashMap<Arc<str>, Queue>;
+type Shard = HashTable<Entry>;
 
 pub(crate) struct Cache {
     shards: Box<[Mutex<Shard>]>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: hashbrown::DefaultHashBuilder,
     size: AtomicUsize,
     max_points: usize,
 }
@@ -48,9 +56,9 @@ impl Cache {
     pub(crate) fn new(shards: usize, max_points: usize) -> Cache {
         Cache {
             shards: (0..shards.max(1))
-                .map(|_| Mutex::new(HashMap::new()))
+                .map(|_| Mutex::new(HashTable::new()))
                 .collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
             size: AtomicUsize::new(0),
             max_points,
         }
@@ -60,8 +68,18 @@ impl Cache {
         self.shards.len()
     }
 
-    pub(crate) fn shard_of(&self, name: &str) -> usize {
-        (self.hasher.hash_one(name) % self.shards.len() as u64) as usize
+    fn hash(&self, name: &str) -> u64 {
+        self.hasher.hash_one(name)
+    }
+
+    /// The shard of a hash. Uses middle bits: the table inside a shard uses the low bits to
+    /// place entries and the top seven as tags, which must still vary within a shard.
+    fn shard_of_hash(&self, hash: u64) -> usize {
+        ((hash >> 24) % self.shards.len() as u64) as usize
+    }
+
+    fn find<'a>(shard: &'a mut Shard, hash: u64, name: &str) -> Option<&'a mut Entry> {
+        shard.find_mut(hash, |e| e.hash == hash && *e.name == *name)
     }
 
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
@@ -89,39 +107,43 @@ impl Cache {
         timestamp: i64,
         value: f64,
     ) -> Result<bool, Full> {
-        let mut shard = self.lock(self.shard_of(name));
-        let Some(queue) = shard.get_mut(name) else {
+        let hash = self.hash(name);
+        let mut shard = self.lock(self.shard_of_hash(hash));
+        let Some(entry) = Self::find(&mut shard, hash, name) else {
             return Ok(false);
         };
-        self.push(queue, timestamp, value)?;
+        self.push(&mut entry.queue, timestamp, value)?;
         Ok(true)
     }
 
     /// Appends a point, creating the metric's entry.
     pub(crate) fn insert(&self, name: &str, timestamp: i64, value: f64) -> Result<(), Full> {
-        let mut shard = self.lock(self.shard_of(name));
-        if let Some(queue) = shard.get_mut(name) {
-            return self.push(queue, timestamp, value);
+        let hash = self.hash(name);
+        let mut shard = self.lock(self.shard_of_hash(hash));
+        if let Some(entry) = Self::find(&mut shard, hash, name) {
+            return self.push(&mut entry.queue, timestamp, value);
         }
         if self.size() >= self.max_points {
             return Err(Full::Full);
         }
         let mut queue = Queue::default();
         self.push(&mut queue, timestamp, value)?;
-        shard.insert(name.into(), queue);
+        shard.insert_unique(
+            hash,
+            Entry {
+                hash,
+                name: name.into(),
+                queue,
+            },
+            |e| e.hash,
+        );
         Ok(())
     }
 
     fn push(&self, queue: &mut Queue, timestamp: i64, value: f64) -> Result<(), Full> {
-        // The same second again (a resend, or a counter flushed twice): last received wins.
-        // Only points the writer is not reading may be changed in place.
-        if queue.points.len() > queue.in_flight
-            && let Some(last) = queue.points.last_mut()
-            && last.0 == timestamp
-        {
-            last.1 = value;
-            return Ok(());
-        }
+        // Repeats of a second are kept in arrival order; reads and the writer both let the
+        // last one win. (Not overwriting here saves reading the queue's last point, a cache
+        // miss per datapoint with many metrics.)
         if self.size() >= self.max_points {
             return Err(Full::Full);
         }
@@ -133,19 +155,21 @@ impl Cache {
 
     /// The cached points of `name` (arrival order), for reads.
     pub(crate) fn points(&self, name: &str, out: &mut Vec<(i64, f64)>) {
-        let shard = self.lock(self.shard_of(name));
-        if let Some(queue) = shard.get(name) {
-            out.extend_from_slice(&queue.points);
+        let hash = self.hash(name);
+        let mut shard = self.lock(self.shard_of_hash(hash));
+        if let Some(entry) = Self::find(&mut shard, hash, name) {
+            out.extend_from_slice(&entry.queue.points);
         }
     }
 
     /// Whether `name` has an entry.
     #[cfg(test)]
     pub(crate) fn contains(&self, name: &str) -> bool {
-        self.lock(self.shard_of(name)).contains_key(name)
+        let hash = self.hash(name);
+        Self::find(&mut self.lock(self.shard_of_hash(hash)), hash, name).is_some()
     }
 
-    /// Copies out every metric of `shard` with points, marking them in flight. Entries idle for
+    /// Copies out every metric of `shard` with points. Entries idle for
     /// a few passes are dropped so the map does not keep every name ever seen. `pool` recycles
     /// point buffers between passes.
     pub(crate) fn take_shard(
@@ -156,8 +180,8 @@ impl Cache {
     ) {
         const IDLE_PASSES_BEFORE_DROP: u8 = 3;
         let mut map = self.lock(shard);
-        map.retain(|_, q| !q.points.is_empty() || q.idle_passes < IDLE_PASSES_BEFORE_DROP);
-        for (name, queue) in map.iter_mut() {
+        map.retain(|e| !e.queue.points.is_empty() || e.queue.idle_passes < IDLE_PASSES_BEFORE_DROP);
+        for Entry { name, queue, .. } in map.iter_mut() {
             if queue.points.is_empty() {
                 queue.idle_passes = queue.idle_passes.saturating_add(1);
                 continue;
@@ -165,7 +189,6 @@ impl Cache {
             let mut points = pool.pop().unwrap_or_default();
             points.clear();
             points.extend_from_slice(&queue.points);
-            queue.in_flight = queue.points.len();
             out.push(Batch {
                 name: Arc::clone(name),
                 points,
@@ -174,27 +197,20 @@ impl Cache {
     }
 
     /// Removes the first `written` points of `name` after the writer stored them (or gave up on
-    /// them), and ends its in-flight state.
+    /// them); points that arrived meanwhile stay.
     pub(crate) fn release(&self, name: &str, written: usize) {
-        let mut shard = self.lock(self.shard_of(name));
-        if let Some(queue) = shard.get_mut(name) {
+        let hash = self.hash(name);
+        let mut shard = self.lock(self.shard_of_hash(hash));
+        if let Some(Entry { queue, .. }) = Self::find(&mut shard, hash, name) {
             let n = written.min(queue.points.len());
             queue.points.drain(..n);
-            queue.in_flight = 0;
             self.size.fetch_sub(n, Ordering::Relaxed);
-        }
-    }
-
-    /// Ends the in-flight state without removing points (the write was deferred).
-    pub(crate) fn keep(&self, name: &str) {
-        if let Some(queue) = self.lock(self.shard_of(name)).get_mut(name) {
-            queue.in_flight = 0;
         }
     }
 
     /// Whether no metric of `shard` has queued points.
     pub(crate) fn shard_is_empty(&self, shard: usize) -> bool {
-        self.lock(shard).values().all(|q| q.points.is_empty())
+        self.lock(shard).iter().all(|e| e.queue.points.is_empty())
     }
 
     /// Number of metrics with queued points.
@@ -202,8 +218,8 @@ impl Cache {
         (0..self.shards.len())
             .map(|s| {
                 self.lock(s)
-                    .values()
-                    .filter(|q| !q.points.is_empty())
+                    .iter()
+                    .filter(|e| !e.queue.points.is_empty())
                     .count()
             })
             .sum()
@@ -215,7 +231,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn last_received_wins_for_the_same_second() {
+    fn points_are_kept_in_arrival_order() {
         let cache = Cache::new(4, 100);
         cache.insert("a", 10, 1.0).unwrap();
         assert!(cache.push_existing("a", 10, 2.0).unwrap());
@@ -223,8 +239,8 @@ mod tests {
         assert!(!cache.push_existing("b", 20, 3.0).unwrap());
         let mut out = Vec::new();
         cache.points("a", &mut out);
-        assert_eq!(out, [(10, 2.0), (20, 3.0)]);
-        assert_eq!(cache.size(), 2);
+        assert_eq!(out, [(10, 1.0), (10, 2.0), (20, 3.0)]);
+        assert_eq!(cache.size(), 3);
     }
 
     #[test]
@@ -235,8 +251,6 @@ mod tests {
         cache.insert("b", 1, 1.0).unwrap();
         assert_eq!(cache.insert("c", 1, 1.0), Err(Full::Full));
         assert_eq!(cache.push_existing("a", 3, 1.0), Err(Full::Full));
-        // Overwriting a second already held needs no room.
-        assert_eq!(cache.push_existing("a", 2, 5.0), Ok(true));
     }
 
     #[test]

@@ -177,9 +177,11 @@ impl Store {
         let mut threads = Vec::with_capacity(writers + 1);
         let scanner = Arc::clone(&shared);
         threads.push(spawn("charcoal-index", move || scanner.scan()));
+        // Open files cost descriptors; leave half of the process's allowance for sockets.
+        let open_files = config.open_files.min(descriptor_limit() / 2);
         for id in 0..writers {
             let writer = Arc::clone(&shared);
-            let open_files = (config.open_files / writers).max(16);
+            let open_files = (open_files / writers).max(16);
             threads.push(spawn(&format!("charcoal-writer-{id}"), move || {
                 Writer::new(writer, id, writers, open_files).run()
             }));
@@ -387,6 +389,14 @@ impl Store {
     }
 }
 
+/// The soft limit on open file descriptors.
+fn descriptor_limit() -> usize {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| {
+            usize::try_from(soft).unwrap_or(usize::MAX)
+        })
+}
+
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name(name.to_owned())
@@ -548,6 +558,8 @@ impl Writer {
     }
 
     fn run(mut self) {
+        // Points wait up to one flush interval before their first write, like every later one.
+        self.sleep(Duration::ZERO);
         loop {
             let started = Instant::now();
             let stopping = self.shared.stopping.load(Ordering::SeqCst);
@@ -555,22 +567,25 @@ impl Writer {
             if stopping && deferred == 0 && self.my_shards_empty() {
                 break;
             }
-            let interval = self.shared.config.flush_interval;
-            let elapsed = started.elapsed();
-            // Under pressure (cache over half full) or while stopping, go again at once.
-            let pressured =
-                self.shared.cache.size() * 2 >= self.shared.cache.max_points() || stopping;
-            if !pressured && elapsed < interval {
-                let (generation, signal) = &self.shared.wake;
-                let seen = *lock(generation);
-                let woken =
-                    signal.wait_timeout_while(lock(generation), interval - elapsed, |g| *g == seen);
-                drop(woken);
-            }
+            self.sleep(started.elapsed());
         }
-        for (_, (file, _)) in self.open.drain() {
-            let _ = file.sync();
+        // No fsync here: what is written is in the page cache, which survives the process.
+        // Surviving a machine crash would take an fsync per file, far too slow for 100k files.
+    }
+
+    /// Waits out the rest of the flush interval after a pass that took `elapsed`, unless the
+    /// cache is over half full or the store is stopping; woken early by either.
+    fn sleep(&self, elapsed: Duration) {
+        let interval = self.shared.config.flush_interval;
+        let pressured = self.shared.cache.size() * 2 >= self.shared.cache.max_points()
+            || self.shared.stopping.load(Ordering::SeqCst);
+        if pressured || elapsed >= interval {
+            return;
         }
+        let (generation, signal) = &self.shared.wake;
+        let seen = *lock(generation);
+        let woken = signal.wait_timeout_while(lock(generation), interval - elapsed, |g| *g == seen);
+        drop(woken);
     }
 
     fn my_shards_empty(&self) -> bool {
@@ -582,7 +597,9 @@ impl Writer {
     /// Writes every metric of this writer's shards once. Returns how many were deferred.
     fn pass_once(&mut self, stopping: bool) -> usize {
         self.pass += 1;
+        let started = Instant::now();
         let mut deferred = 0;
+        let (mut metrics, mut points) = (0usize, 0usize);
         for i in 0..self.shards.len() {
             let shard = self.shards[i];
             let mut batches = std::mem::take(&mut self.batches);
@@ -591,18 +608,27 @@ impl Writer {
                 .take_shard(shard, &mut batches, &mut self.pool);
             for mut batch in batches.drain(..) {
                 let copied = batch.points.len();
+                metrics += 1;
+                points += copied;
                 match self.write(&batch.name, &mut batch.points, stopping) {
                     Outcome::Done => self.shared.cache.release(&batch.name, copied),
-                    Outcome::Deferred => {
-                        deferred += 1;
-                        self.shared.cache.keep(&batch.name);
-                    }
+                    Outcome::Deferred => deferred += 1,
                 }
                 self.pool.push(batch.points);
             }
             self.batches = batches;
         }
-        self.evict_files();
+        if metrics > 0 {
+            tracing::debug!(
+                pass = self.pass,
+                metrics,
+                points,
+                deferred,
+                open_files = self.open.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "writer pass"
+            );
+        }
         deferred
     }
 
@@ -613,15 +639,16 @@ impl Writer {
         let now = (self.shared.clock)();
         let pass = self.pass;
         if !self.open.contains_key(name) {
+            // Keep the number of mappings bounded (the kernel limits them per process).
+            if self.open.len() >= self.open_limit {
+                self.evict_files();
+            }
             match self.open_or_create(name, stopping) {
                 Ok(Some(file)) => {
                     self.open.insert(Arc::clone(name), (file, pass));
                 }
                 Ok(None) => return Outcome::Deferred,
-                Err(e) => {
-                    self.error(name, &e);
-                    return Outcome::Done;
-                }
+                Err(e) => return self.failed(name, &e, stopping),
             }
         }
         let Some((file, last_used)) = self.open.get_mut(name) else {
@@ -643,9 +670,32 @@ impl Writer {
             }
             Err(e) => {
                 self.open.remove(name);
-                self.error(name, &e);
+                return self.failed(name, &e, stopping);
             }
         }
+        Outcome::Done
+    }
+
+    /// A failed open, create or write. Running out of descriptors, memory or disk space is
+    /// temporary: the points stay cached and are tried again on a later pass (some open files
+    /// are closed to free descriptors). Anything else loses the batch, as Carbon does, and is
+    /// counted. While stopping, nothing is deferred, so shutdown always ends.
+    fn failed(&mut self, name: &str, error: &WhisperError, stopping: bool) -> Outcome {
+        let transient = matches!(
+            error,
+            WhisperError::Io { source, .. } if matches!(
+                source.raw_os_error(),
+                Some(libc::EMFILE | libc::ENFILE | libc::ENOSPC | libc::EDQUOT | libc::ENOMEM | libc::EAGAIN | libc::EINTR)
+            )
+        );
+        if transient && !stopping {
+            self.open_limit = (self.open.len() / 2).max(16);
+            self.evict_files();
+            self.log_error(name, error, "write deferred; points kept in the cache");
+            return Outcome::Deferred;
+        }
+        self.shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+        self.log_error(name, error, "write failed; points lost");
         Outcome::Done
     }
 
@@ -697,22 +747,21 @@ impl Writer {
         Whisper::open(&path).map(Some)
     }
 
-    fn error(&mut self, name: &str, error: &WhisperError) {
-        self.shared.counters.errors.fetch_add(1, Ordering::Relaxed);
-        // At most one log line a second per writer; the counter has the total.
+    /// At most one log line a second per writer; the counters have the totals.
+    fn log_error(&mut self, name: &str, error: &WhisperError, what: &'static str) {
         let now = Instant::now();
         if self
             .last_error_log
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
         {
             self.last_error_log = Some(now);
-            tracing::error!(metric = name, error = %error, "write failed; points lost");
+            tracing::error!(metric = name, error = %error, "{what}");
         }
     }
 
-    /// Closes the least recently used files beyond the limit.
+    /// Closes the least recently used files, down to nine tenths of the limit.
     fn evict_files(&mut self) {
-        if self.open.len() <= self.open_limit {
+        if self.open.len() < self.open_limit {
             return;
         }
         let mut uses: Vec<u64> = self.open.values().map(|(_, pass)| *pass).collect();

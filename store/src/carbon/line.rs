@@ -26,6 +26,8 @@ pub enum LineError {
     Utf8,
     #[error("the line is longer than {0} bytes")]
     TooLong(usize),
+    #[error("the line was cut off when the receiver stopped")]
+    Truncated,
     /// Not an error to the sender: Carbon drops NaN values silently.
     #[error("the value is NaN")]
     NaN,
@@ -94,7 +96,10 @@ pub fn python_float(text: &[u8]) -> Option<f64> {
             _ => f64::INFINITY,
         });
     }
-    let mut buf = [0u8; 64];
+    // Validate the grammar and drop the underscores; numbers are short, so the copy lives on
+    // the stack unless the text is unusually long.
+    let mut stack = [0u8; 64];
+    let mut heap = Vec::new();
     let mut len = 0;
     let mut digits = 0;
     let mut previous = 0u8;
@@ -108,11 +113,15 @@ pub fn python_float(text: &[u8]) -> Option<f64> {
                 }
             }
             b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-' => {
-                if len == buf.len() {
-                    return None;
+                if len < stack.len() {
+                    stack[len] = b;
+                } else {
+                    if heap.is_empty() {
+                        heap.extend_from_slice(&stack);
+                    }
+                    heap.push(b);
                 }
                 digits += usize::from(b.is_ascii_digit());
-                buf[len] = b;
                 len += 1;
             }
             _ => return None,
@@ -122,7 +131,12 @@ pub fn python_float(text: &[u8]) -> Option<f64> {
     if digits == 0 {
         return None;
     }
-    std::str::from_utf8(&buf[..len]).ok()?.parse().ok()
+    let cleaned = if heap.is_empty() {
+        &stack[..len]
+    } else {
+        &heap[..]
+    };
+    std::str::from_utf8(cleaned).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -193,6 +207,8 @@ mod tests {
         ] {
             assert_eq!(python_float(text.as_bytes()), None, "{text}");
         }
+        let long = format!("0.{}1", "0".repeat(300));
+        assert_eq!(python_float(long.as_bytes()), Some(1e-301));
     }
 
     proptest::proptest! {

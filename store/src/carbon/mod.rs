@@ -107,6 +107,11 @@ impl RateLimitedLog {
     }
 }
 
+/// During shutdown, a connection that sends nothing for this long is closed...
+const DRAIN_IDLE: Duration = Duration::from_millis(500);
+/// ...and one that never stops sending is closed after this long.
+const DRAIN_MAX: Duration = Duration::from_secs(5);
+
 struct Receiver {
     store: Store,
     stats: Arc<ReceiverStats>,
@@ -317,6 +322,7 @@ async fn connection(
     // Skipping the rest of an overlong line until its newline.
     let mut skipping = false;
     let mut draining = false;
+    let mut drain_deadline = tokio::time::Instant::now();
     loop {
         if filled == buf.len() {
             // A full buffer without a newline: the line is too long.
@@ -329,15 +335,28 @@ async fn connection(
             skipping = true;
         }
         let n = if draining {
-            // After shutdown: take only what is already buffered.
-            match stream.try_read(&mut buf[filled..]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-                Err(_) => 0,
+            // After shutdown: keep reading while the sender keeps sending (what it sent before
+            // the stop may still be on its way), until it closes or goes quiet.
+            let left = drain_deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(DRAIN_IDLE.min(left), stream.read(&mut buf[filled..])).await
+            {
+                Ok(read) => read.unwrap_or(0),
+                Err(_) => {
+                    if filled > 0 {
+                        // An unterminated line from a sender that is still connected: it may
+                        // be incomplete, so it is not stored.
+                        receiver.bad(&peer, &LineError::Truncated, &buf[..filled]);
+                    }
+                    return;
+                }
             }
         } else {
             tokio::select! {
-                _ = token.cancelled() => { draining = true; continue; }
+                _ = token.cancelled() => {
+                    draining = true;
+                    drain_deadline = tokio::time::Instant::now() + DRAIN_MAX;
+                    continue;
+                }
                 read = stream.read(&mut buf[filled..]) => read.unwrap_or(0),
             }
         };

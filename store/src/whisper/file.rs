@@ -1,14 +1,18 @@
-//! An open whisper file on a memory mapping: update, update_many, fetch and rollup with
-//! whisper 1.1's semantics (spec sections 3-9).
+//! An open whisper file: update, update_many, fetch and rollup with whisper 1.1's semantics
+//! (spec sections 3-9).
 
+use std::cell::Cell;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use memmap2::{Mmap, MmapMut};
+use memmap2::Mmap;
 
-use super::header::{ArchiveInfo, Header, METADATA_SIZE, POINT_SIZE, read_point, write_point};
+use super::header::{
+    ARCHIVE_INFO_SIZE, ArchiveInfo, Header, METADATA_SIZE, POINT_SIZE, encode_point, read_point,
+};
 use crate::aggregation::AggregationMethod;
 use crate::error::{Corruption, WhisperError};
 use crate::retention::{Retention, validate_archive_list};
@@ -56,21 +60,33 @@ pub struct UpdateOutcome {
     pub dropped: usize,
 }
 
-enum Mapping {
-    ReadOnly(Mmap),
-    ReadWrite(MmapMut),
+/// How a file is accessed. Writers use positional I/O on a descriptor: mapping and unmapping
+/// a file per batch takes the process-wide mmap lock and interrupts every core to flush TLBs,
+/// which made a writer with 100k metrics several times slower. Read-only opens map the file
+/// and read it in place.
+enum Backing {
+    Mapped(Mmap),
+    File(File),
 }
 
 /// An open whisper file.
 ///
-/// The file is mapped whole; every access is bounds-checked against the header, which was
-/// checked against the file length when the file was opened. Another process may write the
-/// file at the same time (carbon, whisper's scripts); like whisper itself, we read whatever bytes
-/// are there. Truncating a mapped file from outside is not supported (it would fault).
+/// Every access is bounds-checked against the header, which was checked against the file
+/// length when the file was opened. Another process may write the file at the same time
+/// (carbon, whisper's scripts); like whisper itself, we read whatever bytes are there.
+/// Truncating a file from outside while it is open is not supported: reads then fail (with
+/// positional I/O) or fault (mapped).
 pub struct Whisper {
     path: PathBuf,
-    map: Mapping,
+    backing: Backing,
     header: Header,
+    /// Base interval of each archive once known: it never changes after the first write.
+    bases: Vec<Cell<u32>>,
+    /// Reused buffers of the write path: runs of points, fine slots read for a rollup, and
+    /// the coarse intervals a batch touched.
+    scratch: Vec<u8>,
+    rollup: Vec<u8>,
+    intervals: Vec<i64>,
 }
 
 impl std::fmt::Debug for Whisper {
@@ -120,7 +136,7 @@ impl Whisper {
         result
     }
 
-    /// Opens a file for reading and writing.
+    /// Opens a file for reading and writing (positional I/O).
     pub fn open(path: &Path) -> Result<Whisper, WhisperError> {
         let file = OpenOptions::new()
             .read(true)
@@ -128,43 +144,58 @@ impl Whisper {
             .open(path)
             .map_err(|e| WhisperError::io(path, e))?;
         let len = checked_len(path, &file)?;
-        // SAFETY: the mapping is only accessed through slices bounded by `len`, which the header
-        // was validated against. Concurrent writers in other processes can change bytes under
-        // us (as with whisper's own reads); that yields stale or torn values, never
-        // out-of-bounds access.
-        let map = unsafe { MmapMut::map_mut(&file) }.map_err(|e| WhisperError::io(path, e))?;
-        Self::from_mapping(path, Mapping::ReadWrite(map), len)
+        // One read covers the header of any file with up to eight archives; a longer table
+        // takes a second read.
+        let guess = (METADATA_SIZE + 8 * ARCHIVE_INFO_SIZE).min(len as usize);
+        let mut bytes = vec![0u8; guess];
+        file.read_exact_at(&mut bytes, 0)
+            .map_err(|e| WhisperError::io(path, e))?;
+        let count = u64::from(u32::from_be_bytes([
+            bytes[12], bytes[13], bytes[14], bytes[15],
+        ]));
+        // Read no more than the file holds; a count that does not fit is reported by parse.
+        let table = (METADATA_SIZE as u64 + ARCHIVE_INFO_SIZE as u64 * count).min(len) as usize;
+        if table > bytes.len() {
+            bytes.resize(table, 0);
+            file.read_exact_at(&mut bytes[guess..], guess as u64)
+                .map_err(|e| WhisperError::io(path, e))?;
+        }
+        let header = Header::parse_prefix(&bytes, len).map_err(|p| corrupt(path, p))?;
+        Ok(Self::with_backing(path, Backing::File(file), header))
     }
 
-    /// Opens a file for reading only (a data directory owned by someone else works).
+    /// Opens a file for reading only, mapped (a data directory owned by someone else works).
     pub fn open_read_only(path: &Path) -> Result<Whisper, WhisperError> {
         let file = File::open(path).map_err(|e| WhisperError::io(path, e))?;
         let len = checked_len(path, &file)?;
-        // SAFETY: as in `open`.
+        // SAFETY: the mapping is only accessed through slices bounded by the header, which is
+        // validated against `len` below. Concurrent writers in other processes can change
+        // bytes under us (as with whisper's own reads); that yields stale or torn values,
+        // never out-of-bounds access.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| WhisperError::io(path, e))?;
-        Self::from_mapping(path, Mapping::ReadOnly(map), len)
-    }
-
-    fn from_mapping(path: &Path, map: Mapping, len: u64) -> Result<Whisper, WhisperError> {
-        let bytes = match &map {
-            Mapping::ReadOnly(m) => &m[..],
-            Mapping::ReadWrite(m) => &m[..],
-        };
-        if bytes.len() as u64 != len {
+        if map.len() as u64 != len {
             return Err(corrupt(
                 path,
                 Corruption::Size {
-                    len: bytes.len() as u64,
+                    len: map.len() as u64,
                     expected: len,
                 },
             ));
         }
-        let header = Header::parse(bytes).map_err(|problem| corrupt(path, problem))?;
-        Ok(Whisper {
+        let header = Header::parse(&map).map_err(|p| corrupt(path, p))?;
+        Ok(Self::with_backing(path, Backing::Mapped(map), header))
+    }
+
+    fn with_backing(path: &Path, backing: Backing, header: Header) -> Whisper {
+        Whisper {
             path: path.to_owned(),
-            map,
+            backing,
+            bases: header.archives.iter().map(|_| Cell::new(0)).collect(),
             header,
-        })
+            scratch: Vec::new(),
+            rollup: Vec::new(),
+            intervals: Vec::new(),
+        }
     }
 
     /// The file's path.
@@ -177,28 +208,55 @@ impl Whisper {
         &self.header
     }
 
-    fn bytes(&self) -> &[u8] {
-        match &self.map {
-            Mapping::ReadOnly(m) => m,
-            Mapping::ReadWrite(m) => m,
+    fn io(&self, e: std::io::Error) -> WhisperError {
+        WhisperError::io(&self.path, e)
+    }
+
+    /// `len` bytes at `offset`: borrowed from the mapping, or read into `scratch`.
+    fn region<'a>(
+        &'a self,
+        offset: usize,
+        len: usize,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8], WhisperError> {
+        match &self.backing {
+            Backing::Mapped(map) => Ok(&map[offset..offset + len]),
+            Backing::File(file) => {
+                scratch.clear();
+                scratch.resize(len, 0);
+                file.read_exact_at(scratch, offset as u64)
+                    .map_err(|e| self.io(e))?;
+                Ok(scratch)
+            }
         }
     }
 
-    fn bytes_mut(&mut self) -> Result<&mut [u8], WhisperError> {
-        match &mut self.map {
-            Mapping::ReadOnly(_) => Err(WhisperError::ReadOnly {
+    fn write_at(&self, offset: usize, bytes: &[u8]) -> Result<(), WhisperError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        match &self.backing {
+            Backing::Mapped(_) => Err(WhisperError::ReadOnly {
                 path: self.path.clone(),
             }),
-            Mapping::ReadWrite(m) => Ok(m),
+            Backing::File(file) => file
+                .write_all_at(bytes, offset as u64)
+                .map_err(|e| self.io(e)),
         }
     }
 
-    /// Writes dirty pages to disk (msync). Not needed for crash safety of the process, only
-    /// against a machine crash.
+    fn write_point(&self, offset: usize, interval: u32, value: f64) -> Result<(), WhisperError> {
+        let mut point = [0u8; POINT_SIZE];
+        encode_point(&mut point, interval, value);
+        self.write_at(offset, &point)
+    }
+
+    /// Forces written data to disk (fdatasync). Not needed for crash safety of the process,
+    /// only against a machine crash.
     pub fn sync(&self) -> Result<(), WhisperError> {
-        match &self.map {
-            Mapping::ReadOnly(_) => Ok(()),
-            Mapping::ReadWrite(m) => m.flush().map_err(|e| WhisperError::io(&self.path, e)),
+        match &self.backing {
+            Backing::Mapped(_) => Ok(()),
+            Backing::File(file) => file.sync_data().map_err(|e| self.io(e)),
         }
     }
 
@@ -220,7 +278,7 @@ impl Whisper {
         }
         let mut metadata = Vec::with_capacity(METADATA_SIZE);
         header.encode_metadata(&mut metadata);
-        self.bytes_mut()?[..METADATA_SIZE].copy_from_slice(&metadata);
+        self.write_at(0, &metadata)?;
         self.header = header;
         Ok(old)
     }
@@ -244,15 +302,14 @@ impl Whisper {
         let Ok(stored) = u32::try_from(interval) else {
             return Err(WhisperError::TimestampNotCovered { timestamp });
         };
-        let at = self.slot_offset(&archive, interval);
-        write_point(self.bytes_mut()?, at, stored, value);
-        let mut higher = archive;
-        for lower_index in index + 1..self.header.archives.len() {
-            let lower = self.header.archives[lower_index];
-            if !self.propagate(interval, &higher, &lower)? {
+        let at = self.slot_offset(index, interval)?;
+        self.write_point(at, stored, value)?;
+        self.note_base(index, stored);
+        for lower in index + 1..self.header.archives.len() {
+            let lower_interval = self.header.archives[lower].interval(interval);
+            if !self.propagate(&[lower_interval], lower - 1, lower)? {
                 break;
             }
-            higher = lower;
         }
         Ok(())
     }
@@ -311,7 +368,7 @@ impl Whisper {
 
     /// Writes a newest-first run of points into archive `index` and rolls up. Returns the
     /// number of points written and the number whose interval a whisper file cannot hold
-    /// (before 1970 or after 2106).
+    /// (before 1970 or after 2106). Points in consecutive slots are written together.
     fn archive_update_many(
         &mut self,
         index: usize,
@@ -320,10 +377,15 @@ impl Whisper {
         let archive = self.header.archives[index];
         let mut written = 0;
         let mut unstorable = 0;
+        let mut run = std::mem::take(&mut self.scratch);
+        run.clear();
+        let mut run_start = 0usize; // byte offset of the run's first slot
+        let mut next_slot_offset = usize::MAX;
         // Chronological order is the reverse of `newest_first`; of consecutive points with the
         // same interval, the last in chronological order wins.
         let chronological = newest_first.iter().rev();
         let mut peek = chronological.clone().skip(1);
+        let mut result = Ok(());
         for &(timestamp, value) in chronological {
             let interval = archive.interval(timestamp);
             let next_interval = peek.next().map(|&(t, _)| archive.interval(t));
@@ -334,92 +396,250 @@ impl Whisper {
                 unstorable += 1;
                 continue;
             };
-            let at = self.slot_offset(&archive, interval);
-            write_point(self.bytes_mut()?, at, stored, value);
+            if self.bases[index].get() == 0 && run.is_empty() {
+                // The first point into an empty archive goes to slot 0 and becomes its base.
+                let base = self.base(index)?;
+                if base == 0 {
+                    self.bases[index].set(stored);
+                }
+            }
+            let at = self.slot_offset(index, interval)?;
+            if at != next_slot_offset {
+                if let Err(e) = self.write_at(run_start, &run) {
+                    result = Err(e);
+                    break;
+                }
+                run.clear();
+                run_start = at;
+            }
+            let mut point = [0u8; POINT_SIZE];
+            encode_point(&mut point, stored, value);
+            run.extend_from_slice(&point);
+            // A run never crosses the end of the ring: slot 0 starts a new one.
+            next_slot_offset = at + POINT_SIZE;
             written += 1;
         }
-        let mut higher = archive;
-        for lower_index in index + 1..self.header.archives.len() {
-            let lower = self.header.archives[lower_index];
-            let mut propagated = false;
-            let mut previous = None;
-            for &(timestamp, _) in newest_first.iter().rev() {
-                let lower_interval = lower.interval(archive.interval(timestamp));
-                if previous == Some(lower_interval) {
-                    continue;
-                }
-                previous = Some(lower_interval);
-                propagated |= self.propagate(lower_interval, &higher, &lower)?;
-            }
-            if !propagated {
-                break;
-            }
-            higher = lower;
+        if result.is_ok() {
+            result = self.write_at(run_start, &run);
         }
+        self.scratch = run;
+        result?;
+        // Roll up, level by level, every coarser interval the batch touched (ascending), as
+        // whisper does; stop at the first level that got no value.
+        let mut intervals = std::mem::take(&mut self.intervals);
+        let mut result = Ok(());
+        for lower in index + 1..self.header.archives.len() {
+            let lower_archive = self.header.archives[lower];
+            intervals.clear();
+            for &(timestamp, _) in newest_first.iter().rev() {
+                let interval = lower_archive.interval(archive.interval(timestamp));
+                if intervals.last() != Some(&interval) {
+                    intervals.push(interval);
+                }
+            }
+            match self.propagate(&intervals, lower - 1, lower) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.intervals = intervals;
+        result?;
         Ok((written, unstorable))
     }
 
-    /// The byte offset of `interval`'s slot; an empty archive puts its first point in slot 0.
-    fn slot_offset(&self, archive: &ArchiveInfo, interval: i64) -> usize {
-        let base = self.base(archive);
+    /// The byte offset of `interval`'s slot in archive `index`; an empty archive puts its
+    /// first point in slot 0.
+    fn slot_offset(&self, index: usize, interval: i64) -> Result<usize, WhisperError> {
+        let archive = &self.header.archives[index];
+        let base = self.base(index)?;
         if base == 0 {
-            return archive.offset as usize;
+            return Ok(archive.offset as usize);
         }
-        self.slot_offset_from(archive, base, interval)
+        let slot = (interval - base)
+            .div_euclid(i64::from(archive.step))
+            .rem_euclid(i64::from(archive.points)) as usize;
+        Ok(archive.offset as usize + slot * POINT_SIZE)
     }
 
-    fn slot_offset_from(&self, archive: &ArchiveInfo, base: i64, interval: i64) -> usize {
-        let distance = (interval - base).div_euclid(i64::from(archive.step));
-        let slot = distance.rem_euclid(i64::from(archive.points)) as usize;
-        archive.offset as usize + slot * POINT_SIZE
+    /// The interval in slot 0 of archive `index`; 0 while the archive is empty.
+    fn base(&self, index: usize) -> Result<i64, WhisperError> {
+        let cached = self.bases[index].get();
+        if cached != 0 {
+            return Ok(i64::from(cached));
+        }
+        let mut bytes = [0u8; 4];
+        let offset = self.header.archives[index].offset as usize;
+        match &self.backing {
+            Backing::Mapped(map) => bytes.copy_from_slice(&map[offset..offset + 4]),
+            Backing::File(file) => file
+                .read_exact_at(&mut bytes, offset as u64)
+                .map_err(|e| self.io(e))?,
+        }
+        let base = u32::from_be_bytes(bytes);
+        self.bases[index].set(base);
+        Ok(i64::from(base))
     }
 
-    /// The interval in slot 0; 0 while the archive is empty.
-    fn base(&self, archive: &ArchiveInfo) -> i64 {
-        i64::from(read_point(self.bytes(), archive.offset as usize).0)
+    fn note_base(&self, index: usize, interval: u32) {
+        if self.bases[index].get() == 0 {
+            self.bases[index].set(interval);
+        }
     }
 
-    /// whisper's `__propagate`: aggregates the `higher` slots under the `lower` interval
-    /// containing `timestamp` and writes the result, if enough of them are known.
+    /// whisper's `__propagate`, for several coarse intervals at once: for each interval of
+    /// archive `lower` in `intervals` (ascending, distinct), aggregates the slots of archive
+    /// `higher` under it and writes the result if enough of them are known. Consecutive
+    /// intervals are read and written in single runs. Returns whether any value was written.
     fn propagate(
         &mut self,
-        timestamp: i64,
-        higher: &ArchiveInfo,
-        lower: &ArchiveInfo,
+        intervals: &[i64],
+        higher: usize,
+        lower: usize,
     ) -> Result<bool, WhisperError> {
-        let start = lower.interval(timestamp);
-        let higher_base = self.base(higher);
+        let (high, low) = (self.header.archives[higher], self.header.archives[lower]);
+        let ratio = (low.step / high.step) as usize;
+        let mut propagated = false;
+        let mut i = 0;
+        while i < intervals.len() {
+            // A run of consecutive coarse intervals whose fine slots fit in the fine ring.
+            let mut j = i + 1;
+            while j < intervals.len()
+                && intervals[j] == intervals[j - 1] + i64::from(low.step)
+                && (j - i + 1) * ratio <= high.points as usize
+                && j - i < low.points as usize
+            {
+                j += 1;
+            }
+            propagated |= self.propagate_run(intervals[i], j - i, &high, lower)?;
+            i = j;
+        }
+        Ok(propagated)
+    }
+
+    /// Rolls up `count` consecutive intervals of archive `lower` starting at `start` from the
+    /// archive `high` just above it.
+    fn propagate_run(
+        &mut self,
+        start: i64,
+        count: usize,
+        high: &ArchiveInfo,
+        lower: usize,
+    ) -> Result<bool, WhisperError> {
+        let low = self.header.archives[lower];
+        let higher = lower - 1;
+        let ratio = (low.step / high.step) as usize;
+        let points = high.points as usize;
+        let higher_base = self.base(higher)?;
         let first_slot = if higher_base == 0 {
             0
         } else {
             (start - higher_base)
-                .div_euclid(i64::from(higher.step))
-                .rem_euclid(i64::from(higher.points)) as usize
+                .div_euclid(i64::from(high.step))
+                .rem_euclid(points as i64) as usize
         };
-        let count = (lower.step / higher.step) as usize;
-        let bytes = self.bytes();
-        let step = i64::from(higher.step);
-        let points = higher.points as usize;
-        let neighbors = (0..count).map(|j| {
-            let slot = (first_slot + j) % points;
-            let (interval, value) = read_point(bytes, higher.offset as usize + slot * POINT_SIZE);
-            (i64::from(interval) == start + j as i64 * step).then_some(value)
-        });
-        let known = neighbors.clone().flatten().count();
-        if known == 0 {
-            return Ok(false);
+        // The fine slots, wrapping around the end of the ring at most once.
+        let slots = count * ratio;
+        let head = slots.min(points - first_slot);
+        let mut fine = std::mem::take(&mut self.rollup);
+        fine.clear();
+        fine.resize(slots * POINT_SIZE, 0);
+        let read = self
+            .read_into(
+                high.offset as usize + first_slot * POINT_SIZE,
+                &mut fine[..head * POINT_SIZE],
+            )
+            .and_then(|()| self.read_into(high.offset as usize, &mut fine[head * POINT_SIZE..]));
+        if let Err(e) = read {
+            self.rollup = fine;
+            return Err(e);
         }
-        // whisper compares a double ratio with the f32 factor widened to double (spec V14).
-        if (known as f64) / (count as f64) < f64::from(self.header.x_files_factor) {
-            return Ok(false);
+        // Aggregate each coarse interval; write runs of consecutive results.
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        let mut run_start: Option<i64> = None;
+        let mut wrote = false;
+        let mut failure = None;
+        let step = i64::from(high.step);
+        for k in 0..count {
+            let interval = start + k as i64 * i64::from(low.step);
+            let neighbors = fine[k * ratio * POINT_SIZE..(k + 1) * ratio * POINT_SIZE]
+                .chunks_exact(POINT_SIZE)
+                .enumerate()
+                .map(|(n, bytes)| {
+                    let (stored, value) = read_point(bytes, 0);
+                    (i64::from(stored) == interval + n as i64 * step).then_some(value)
+                });
+            let known = neighbors.clone().flatten().count();
+            // whisper compares a double ratio with the f32 factor widened to double (V14).
+            let value = (known > 0
+                && (known as f64) / (ratio as f64) >= f64::from(self.header.x_files_factor))
+            .then(|| self.header.aggregation.aggregate_iter(neighbors));
+            if let (Some(value), Ok(stored)) = (value, u32::try_from(interval)) {
+                run_start.get_or_insert(interval);
+                let mut point = [0u8; POINT_SIZE];
+                encode_point(&mut point, stored, value);
+                out.extend_from_slice(&point);
+            } else if let Some(first) = run_start.take() {
+                if let Err(e) = self.write_run(lower, first, &out) {
+                    failure = Some(e);
+                    break;
+                }
+                wrote = true;
+                out.clear();
+            }
         }
-        let value = self.header.aggregation.aggregate_iter(neighbors);
-        let Ok(stored) = u32::try_from(start) else {
-            return Ok(false);
-        };
-        let at = self.slot_offset(lower, start);
-        write_point(self.bytes_mut()?, at, stored, value);
-        Ok(true)
+        if failure.is_none()
+            && let Some(first) = run_start
+        {
+            match self.write_run(lower, first, &out) {
+                Ok(()) => wrote = true,
+                Err(e) => failure = Some(e),
+            }
+        }
+        self.scratch = out;
+        self.rollup = fine;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(wrote),
+        }
+    }
+
+    /// Writes points for consecutive intervals of archive `index`, the first at `first`,
+    /// wrapping at the end of the ring. The first write into an empty archive sets its base.
+    fn write_run(&mut self, index: usize, first: i64, bytes: &[u8]) -> Result<(), WhisperError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let archive = self.header.archives[index];
+        let at = self.slot_offset(index, first)?;
+        let ring_end = archive.offset as usize + archive.size();
+        let head = bytes.len().min(ring_end - at);
+        self.write_at(at, &bytes[..head])?;
+        self.write_at(archive.offset as usize, &bytes[head..])?;
+        if let Ok(stored) = u32::try_from(first) {
+            self.note_base(index, stored);
+        }
+        Ok(())
+    }
+
+    /// Fills `dst` from `offset`.
+    fn read_into(&self, offset: usize, dst: &mut [u8]) -> Result<(), WhisperError> {
+        if dst.is_empty() {
+            return Ok(());
+        }
+        match &self.backing {
+            Backing::Mapped(map) => {
+                dst.copy_from_slice(&map[offset..offset + dst.len()]);
+                Ok(())
+            }
+            Backing::File(file) => file
+                .read_exact_at(dst, offset as u64)
+                .map_err(|e| self.io(e)),
+        }
     }
 
     /// Reads a range like `whisper.fetch`: `None` when the range is entirely in the future or
@@ -447,57 +667,80 @@ impl Whisper {
         now: i64,
         step: Option<u32>,
     ) -> Result<Option<Series>, WhisperError> {
-        Ok(plan_fetch(&self.header, from, until, now, step)?
-            .map(|(archive, from, until)| self.read_archive(&archive, from, until)))
+        match plan_fetch(&self.header, from, until, now, step)? {
+            Some((archive, from, until)) => self.read_archive(&archive, from, until).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The intervals after `from`'s up to and including `until`'s, from one archive.
-    pub(crate) fn read_archive(&self, archive: &ArchiveInfo, from: i64, until: i64) -> Series {
-        let Series {
-            start,
-            end,
-            step,
-            mut values,
-        } = empty_series(archive, from, until);
-        let base = self.base(archive);
-        if base != 0 {
-            let bytes = self.bytes();
-            let points = archive.points as usize;
-            let first_slot = (start - base).div_euclid(step).rem_euclid(points as i64) as usize;
-            let region = &bytes[archive.offset as usize..archive.offset as usize + archive.size()];
-            // Walk the ring from the first slot, wrapping; each slot is valid only if it holds
-            // exactly the interval we expect (stale ring data reads as missing).
-            let mut expected = start;
-            let mut slot = first_slot;
-            for value in values.iter_mut() {
-                let (interval, stored) = read_point(region, slot * POINT_SIZE);
-                if i64::from(interval) == expected {
-                    *value = Some(stored);
-                }
-                expected += step;
-                slot += 1;
-                if slot == points {
-                    slot = 0;
-                }
+    pub(crate) fn read_archive(
+        &self,
+        archive: &ArchiveInfo,
+        from: i64,
+        until: i64,
+    ) -> Result<Series, WhisperError> {
+        let mut series = empty_series(archive, from, until);
+        let index = self
+            .header
+            .archives
+            .iter()
+            .position(|a| a == archive)
+            .unwrap_or(0);
+        let base = self.base(index)?;
+        if base == 0 {
+            return Ok(series);
+        }
+        let step = series.step;
+        let points = archive.points as usize;
+        let first_slot = (series.start - base)
+            .div_euclid(step)
+            .rem_euclid(points as i64) as usize;
+        // Read only the slots we need: from the first slot to the end of the ring, then from
+        // its start (a range longer than the ring reads the whole ring once).
+        let wanted = series.values.len().min(points);
+        let first_len = wanted.min(points - first_slot);
+        let (mut head_buf, mut tail_buf) = (Vec::new(), Vec::new());
+        let head = self.region(
+            archive.offset as usize + first_slot * POINT_SIZE,
+            first_len * POINT_SIZE,
+            &mut head_buf,
+        )?;
+        let tail = self.region(
+            archive.offset as usize,
+            (wanted - first_len) * POINT_SIZE,
+            &mut tail_buf,
+        )?;
+        // Each slot is valid only if it holds exactly the interval expected there (stale ring
+        // data reads as missing); intervals older than the ring map onto the same slots again.
+        let mut expected = series.start;
+        for (i, value) in series.values.iter_mut().enumerate() {
+            let slot = i % points;
+            let bytes = if slot < first_len {
+                &head[slot * POINT_SIZE..]
+            } else {
+                &tail[(slot - first_len) * POINT_SIZE..]
+            };
+            let (interval, stored) = read_point(bytes, 0);
+            if i64::from(interval) == expected {
+                *value = Some(stored);
             }
+            expected += step;
         }
-        Series {
-            start,
-            end,
-            step,
-            values,
-        }
+        Ok(series)
     }
 
-    /// Every slot of every archive, as stored: for dump tools.
-    pub fn raw_archive(&self, index: usize) -> Vec<(u32, f64)> {
+    /// Every slot of archive `index`, as stored: for dump tools.
+    pub fn raw_archive(&self, index: usize) -> Result<Vec<(u32, f64)>, WhisperError> {
         let Some(archive) = self.header.archives.get(index) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        let bytes = self.bytes();
-        (0..archive.points as usize)
-            .map(|slot| read_point(bytes, archive.offset as usize + slot * POINT_SIZE))
-            .collect()
+        let mut buf = Vec::new();
+        let bytes = self.region(archive.offset as usize, archive.size(), &mut buf)?;
+        Ok(bytes
+            .chunks_exact(POINT_SIZE)
+            .map(|p| read_point(p, 0))
+            .collect())
     }
 }
 
@@ -605,18 +848,16 @@ fn write_new_file(temp: &Path, header: &Header, sparse: bool) -> Result<(), Whis
 }
 
 fn allocate(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
     if len == 0 {
         return Ok(());
     }
-    // SAFETY: plain syscall on a file descriptor we own; no memory is passed.
-    let rc = unsafe {
-        libc::posix_fallocate(file.as_raw_fd(), offset as libc::off_t, len as libc::off_t)
-    };
-    match rc {
-        0 => Ok(()),
-        libc::EOPNOTSUPP | libc::EINVAL => write_zeros(file, offset, len),
-        errno => Err(std::io::Error::from_raw_os_error(errno)),
+    match nix::fcntl::posix_fallocate(file, offset as i64, len as i64) {
+        Ok(()) => Ok(()),
+        // Filesystems without fallocate: write the zeros, as whisper's dense mode does.
+        Err(nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::EINVAL) => {
+            write_zeros(file, offset, len)
+        }
+        Err(errno) => Err(std::io::Error::from(errno)),
     }
 }
 

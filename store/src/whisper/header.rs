@@ -131,7 +131,12 @@ impl Header {
 
     /// Parses and validates a header at the start of `bytes`, the whole file.
     pub fn parse(bytes: &[u8]) -> Result<Header, Corruption> {
-        let len = bytes.len() as u64;
+        Self::parse_prefix(bytes, bytes.len() as u64)
+    }
+
+    /// Parses and validates a header from the first bytes of a file of `len` bytes; `bytes`
+    /// holds at least the metadata and archive table, or the whole file if it is shorter.
+    pub(crate) fn parse_prefix(bytes: &[u8], len: u64) -> Result<Header, Corruption> {
         if bytes.len() < METADATA_SIZE {
             return Err(Corruption::ShortHeader { len });
         }
@@ -148,7 +153,7 @@ impl Header {
             return Err(Corruption::NoArchives);
         }
         let table_end = METADATA_SIZE as u64 + ARCHIVE_INFO_SIZE as u64 * u64::from(count);
-        if len < table_end {
+        if len < table_end || (bytes.len() as u64) < table_end {
             // The first entry that does not fit, as whisper reports it.
             let index = ((len - METADATA_SIZE as u64) / ARCHIVE_INFO_SIZE as u64) as u32;
             return Err(Corruption::ShortArchiveTable { index, len });
@@ -226,10 +231,10 @@ pub(crate) fn read_point(bytes: &[u8], at: usize) -> (u32, f64) {
     (interval, value)
 }
 
-/// Writes a point at `at`.
-pub(crate) fn write_point(bytes: &mut [u8], at: usize, interval: u32, value: f64) {
-    bytes[at..at + 4].copy_from_slice(&interval.to_be_bytes());
-    bytes[at + 4..at + POINT_SIZE].copy_from_slice(&value.to_be_bytes());
+/// Encodes a point into its 12 bytes.
+pub(crate) fn encode_point(out: &mut [u8; POINT_SIZE], interval: u32, value: f64) {
+    out[..4].copy_from_slice(&interval.to_be_bytes());
+    out[4..].copy_from_slice(&value.to_be_bytes());
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ fn v09_ring_wraps_and_drops_old_points() {
     );
     assert_eq!(fetch(&file, NOW - 300, NOW, NOW), expected);
     assert_eq!(fetch(&file, NOW - 1000, NOW, NOW), expected);
-    let slots = file.raw_archive(0);
+    let slots = file.raw_archive(0).unwrap();
     assert_eq!(
         slots,
         vec![
@@ -148,6 +148,7 @@ fn v11_update_many_keeps_future_and_drops_too_old() {
     );
     let nonzero: Vec<(usize, u32, f64)> = file
         .raw_archive(0)
+        .unwrap()
         .into_iter()
         .enumerate()
         .filter(|(_, (t, _))| *t != 0)
@@ -525,13 +526,13 @@ fn v29_long_future_run_stays_inside_its_archive() {
     let mut file = Whisper::open(&path).unwrap();
     let mut points: Vec<(i64, f64)> = (0..20).map(|i| (NOW + 10 * i, i as f64)).collect();
     file.update_many(&mut points, NOW).unwrap();
-    let mut archive0 = file.raw_archive(0);
+    let mut archive0 = file.raw_archive(0).unwrap();
     archive0.sort_by_key(|p| p.0);
     let expected: Vec<(u32, f64)> = (14..20)
         .map(|i| ((NOW + 10 * i) as u32, i as f64))
         .collect();
     assert_eq!(archive0, expected);
-    for (interval, _) in file.raw_archive(1) {
+    for (interval, _) in file.raw_archive(1).unwrap() {
         assert!(
             interval == 0 || i64::from(interval) % 60 == 0,
             "archive 1 holds {interval}"

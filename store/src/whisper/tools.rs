@@ -41,7 +41,7 @@ pub fn merge(
         if until < oldest {
             continue;
         }
-        let series = from.read_archive(&archive, since.max(oldest), until);
+        let series = from.read_archive(&archive, since.max(oldest), until)?;
         let points: Vec<(i64, f64)> = series
             .values
             .iter()
@@ -88,8 +88,8 @@ pub fn diff(
     let mut out = Vec::with_capacity(archives.len());
     for (index, archive) in archives.iter().enumerate() {
         let start = now - archive.retention();
-        let sa = a.read_archive(archive, start, until);
-        let sb = b.read_archive(archive, start, until);
+        let sa = a.read_archive(archive, start, until)?;
+        let sb = b.read_archive(archive, start, until)?;
         let mut differences = Vec::new();
         let mut compared = 0;
         for (i, (&va, &vb)) in sa.values.iter().zip(&sb.values).enumerate() {

@@ -78,11 +78,12 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         panic!(
-            "only {} of {n} datapoints arrived",
+            "only {} of {n} datapoints arrived: {:?}",
             self.receiver
                 .stats()
                 .metrics_received
-                .load(Ordering::Relaxed)
+                .load(Ordering::Relaxed),
+            self.receiver.stats()
         );
     }
 }
@@ -176,31 +177,45 @@ async fn udp_datagrams_with_several_lines() {
     run.stop().await;
 }
 
+/// A thousand connections open at the same time, each sending its lines.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_connections() {
     let dir = tempfile::tempdir().unwrap();
     let run = start(dir.path(), 1_000_000, Duration::from_millis(50)).await;
-    let clients = 1000;
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let addr = run.tcp;
-        tasks.push(tokio::spawn(async move {
-            let mut conn = TcpStream::connect(addr).await.unwrap();
-            let mut text = String::new();
-            for i in 0..10 {
-                text.push_str(&format!(
-                    "conn.c{} {} {}\n",
-                    c % 50,
-                    i,
-                    NOW - 10 * (c as i64 / 50) - 1000 * i
-                ));
-            }
-            conn.write_all(text.as_bytes()).await.unwrap();
-        }));
+    let clients = 1000usize;
+    let mut conns = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        conns.push(TcpStream::connect(run.tcp).await.unwrap());
     }
-    for t in tasks {
-        t.await.unwrap();
+    // Every connection is served at once, none waits for another to close.
+    for _ in 0..2000 {
+        if run
+            .receiver
+            .stats()
+            .active_connections
+            .load(Ordering::Relaxed)
+            == clients as u64
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    assert_eq!(
+        run.receiver
+            .stats()
+            .active_connections
+            .load(Ordering::Relaxed),
+        clients as u64
+    );
+    for (c, conn) in conns.iter_mut().enumerate() {
+        let mut text = String::new();
+        for i in 0..10i64 {
+            let t = NOW - 10 * (c as i64 / 50) - 1000 * i;
+            text.push_str(&format!("conn.c{} {} {}\n", c % 50, i, t));
+        }
+        conn.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(conns);
     run.received(clients as u64 * 10).await;
     let store = run.stop().await;
     assert_eq!(store.find("conn.*").len(), 50);

@@ -275,3 +275,27 @@ fn unknown_metrics_fetch_as_none() {
     );
     store.close();
 }
+
+#[test]
+fn more_metrics_than_open_files_all_reach_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        open_files: 32,
+        ..config(dir.path())
+    };
+    let store = open(&cfg, StorageRules::default());
+    for round in 0..3 {
+        for m in 0..200 {
+            store
+                .write(&format!("many.m{m}"), 1.0, NOW - 60 * round)
+                .unwrap();
+        }
+        assert!(store.flush(Duration::from_secs(10)));
+    }
+    let stats = store.stats();
+    assert_eq!(
+        (stats.committed_points, stats.errors, stats.creates),
+        (600, 0, 200)
+    );
+    store.close();
+}

@@ -141,6 +141,7 @@ fn assert_same_content(a: &Path, b: &Path, context: &str) {
         let slots = |f: &Whisper| {
             let mut s: Vec<(u32, u64)> = f
                 .raw_archive(index)
+                .unwrap()
                 .into_iter()
                 .filter(|(t, _)| *t != 0)
                 .map(|(t, v)| (t, v.to_bits()))
