@@ -408,22 +408,22 @@ fn dump(a: DumpArgs, out: &mut impl Write) -> Result<()> {
             .archives
             .iter()
             .enumerate()
-            .map(|(i, x)| {
+            .map(|(i, x)| -> Result<serde_json::Value> {
                 let points: Vec<serde_json::Value> = file
-                    .raw_archive(i)
+                    .raw_archive(i)?
                     .into_iter()
                     .map(|(t, v)| serde_json::json!([t, json_float(v)]))
                     .collect();
-                serde_json::json!({
+                Ok(serde_json::json!({
                     "offset": x.offset,
                     "secondsPerPoint": x.step,
                     "points": x.points,
                     "retention": x.retention(),
                     "size": x.size(),
                     "data": points,
-                })
+                }))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let doc = serde_json::json!({
             "aggregationMethod": h.aggregation.name(),
             "maxRetention": h.max_retention,
@@ -457,7 +457,7 @@ fn dump(a: DumpArgs, out: &mut impl Write) -> Result<()> {
         if !a.raw {
             writeln!(out, "Archive {i} data:")?;
         }
-        for (slot, (t, v)) in file.raw_archive(i).into_iter().enumerate() {
+        for (slot, (t, v)) in file.raw_archive(i)?.into_iter().enumerate() {
             if a.raw {
                 writeln!(out, "{t}:{}", pyfmt::general(v, 35))?;
             } else {
