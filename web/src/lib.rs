@@ -1,1 +1,41 @@
-//! charcoal-web: the Graphite render API and web UI. Not built yet; see issues 5 and 6.
+//! charcoal-web: the Graphite render API, metric finder and tag API that Grafana's stock
+//! "Graphite" data source talks to (spec `render-api.md`).
+//!
+//! The binary builds an [`AppState`] from a [`MetricSource`] and a [`Config`], then either
+//! mounts [`app`] in its own server or calls [`serve`] with a bound listener and a cancellation
+//! token. `charcoal_store::Store` implements [`MetricSource`] (find through its index, fetch
+//! through its write cache, `seriesByTag` through its tag index); [`MemorySource`] is an
+//! in-memory source for tests and benchmarks.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use charcoal_web::{AppState, Config, MemorySource, app};
+//!
+//! let source = Arc::new(MemorySource::new());
+//! source.insert("servers.web1.cpu", 60, [(1_700_000_040, 1.0), (1_700_000_100, 2.0)]);
+//! let state = AppState::new(source, Config::default()).expect("valid config");
+//! let _router = app(state);
+//! ```
+//!
+//! Inside: a pure target parser (`parse`), Graphite time specifications (`attime`), the series
+//! model and numeric rules (`series`), evaluation (`eval`), the function catalogue
+//! (`functions`, one self-describing entry per function, also feeding `/functions`), output
+//! formats (`render`) and the HTTP layer (`http`).
+
+mod attime;
+mod config;
+mod error;
+mod eval;
+mod functions;
+mod http;
+mod parse;
+mod render;
+mod series;
+mod source;
+mod store_source;
+
+pub use config::{Config, ConfigError};
+pub use error::{ApiError, EvalError, ParseError, SourceError, TimeError};
+pub use http::{AppState, GRAPHITE_VERSION, WebServer, app, serve};
+pub use parse::check_target;
+pub use source::{FetchedSeries, FindMatch, MemorySource, MetricSource};

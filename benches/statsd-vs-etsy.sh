@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Same StatsD load through Etsy StatsD 0.9.0 and through Charcoal's StatsD server, side by
+# side: lines sent, lines flushed (loss), lines/s, server CPU seconds, lines per CPU-second,
+# peak RSS, and the Charcoal/Etsy ratios.
+#
+#   benches/statsd-vs-etsy.sh                  # saturate: sender as fast as it can, 10 s
+#   RATE=300000 DURATION=10s benches/statsd-vs-etsy.sh
+#
+# Env: DURATION (10s), RATE (lines/s, 0 = unlimited), LPD (lines per datagram, 20),
+# NAMES (distinct counters, 1000), ETSY_RCVBUF (bytes; Etsy's socket buffer is raised to it
+# through a preload, the fair setting; 0 = leave Etsy's stock buffer), CHARCOAL_STATSD_NODE_DIR.
+# Needs .ci/setup-statsd.sh (Etsy StatsD from npm) and python3. Loopback only.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NODE_DIR=${CHARCOAL_STATSD_NODE_DIR:-/opt/charcoal-interop/node}
+DURATION=${DURATION:-10s}
+RATE=${RATE:-0}
+LPD=${LPD:-20}
+NAMES=${NAMES:-1000}
+ETSY_RCVBUF=${ETSY_RCVBUF:-33554432}
+FLUSH_MS=2000
+
+[ -f "$NODE_DIR/node_modules/statsd/stats.js" ] || { echo "Etsy StatsD missing: run .ci/setup-statsd.sh" >&2; exit 1; }
+(cd "$ROOT" && cargo build --release -q -p charcoal-statsd --example statsd_server --example bench_statsd)
+BIN="$ROOT/target/release/examples"
+WORK=$(mktemp -d)
+PIDS=()
+OLD_RMEM=$(cat /proc/sys/net/core/rmem_max)
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    if [ -w /proc/sys/net/core/rmem_max ]; then echo "$OLD_RMEM" > /proc/sys/net/core/rmem_max || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Carbon stand-in: sums the flushed counts of the generated counters.
+cat > "$WORK/capture.py" <<'PY'
+import socket, sys, threading
+port, out = int(sys.argv[1]), sys.argv[2]
+total = 0.0
+lock = threading.Lock()
+def handle(c):
+    global total
+    buf = b""
+    while True:
+        d = c.recv(1 << 20)
+        if not d:
+            break
+        buf += d
+        *lines, buf = buf.split(b"\n")
+        s = 0.0
+        for l in lines:
+            if l.startswith(b"stats_counts.bench."):
+                s += float(l.split(b" ")[1])
+        with lock:
+            total += s
+            open(out, "w").write("%d\n" % total)
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port)); srv.listen(64)
+open(out, "w").write("0\n")
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+PY
+
+cat > "$WORK/rcvbuf.js" <<JS
+const dgram = require('dgram');
+const bind = dgram.Socket.prototype.bind;
+dgram.Socket.prototype.bind = function (...a) {
+  this.once('listening', () => { try { this.setRecvBufferSize(${ETSY_RCVBUF}); } catch (e) {} });
+  return bind.apply(this, a);
+};
+JS
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+TICKS=$(getconf CLK_TCK)
+
+# measure NAME -> prints a result row, sets R_* variables
+measure() {
+    local name=$1; shift
+    local cport; cport=$(free_port)
+    python3 "$WORK/capture.py" "$cport" "$WORK/$name.total" & PIDS+=($!)
+    local port; port=$(free_port)
+    local mport; mport=$(free_port)
+    if [ "$name" = etsy ]; then
+        cat > "$WORK/etsy.js" <<JS
+{ port: $port, address: "127.0.0.1", mgmt_port: $mport, mgmt_address: "127.0.0.1",
+  flushInterval: $FLUSH_MS, graphiteHost: "127.0.0.1", graphitePort: $cport,
+  automaticConfigReload: false }
+JS
+        local preload=()
+        [ "$ETSY_RCVBUF" != 0 ] && preload=(-r "$WORK/rcvbuf.js")
+        node "${preload[@]}" "$NODE_DIR/node_modules/statsd/stats.js" "$WORK/etsy.js" > "$WORK/etsy.log" 2>&1 &
+    else
+        "$BIN/statsd_server" --listen "127.0.0.1:$port" --carbon "127.0.0.1:$cport" \
+            --flush-interval "${FLUSH_MS}ms" > "$WORK/charcoal.log" 2>&1 &
+    fi
+    local spid=$!; PIDS+=($spid)
+    sleep 1.5
+    local c0; c0=$(cpu_ticks "$spid")
+    local out
+    out=$("$BIN/bench_statsd" --target "127.0.0.1:$port" --count 4000000000 --duration "$DURATION" \
+        --lines-per-datagram "$LPD" --rate "$RATE" --names "$NAMES" --kind counter)
+    # Let the server finish the backlog and flush it twice.
+    sleep $(( 2 * FLUSH_MS / 1000 + 2 ))
+    local c1; c1=$(cpu_ticks "$spid")
+    local rss; rss=$(peak_rss_kb "$spid")
+    kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
+    local sent secs
+    sent=$(sed -E 's/^sent ([0-9]+) lines.* in ([0-9.]+) s:.*/\1/' <<<"$out")
+    secs=$(sed -E 's/^sent ([0-9]+) lines.* in ([0-9.]+) s:.*/\2/' <<<"$out")
+    local got; got=$(cat "$WORK/$name.total")
+    python3 - "$name" "$sent" "$secs" "$got" "$c0" "$c1" "$TICKS" "$rss" <<'PY' | tee -a "$WORK/rows"
+import sys
+name, sent, secs, got, c0, c1, tck, rss = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+cpu = (c1 - c0) / tck
+loss = (sent - got) / sent * 100 if sent else 0
+print(f"{name:9s} sent {sent:>11d}  flushed {got:>11d}  loss {loss:6.2f}%  "
+      f"{got/secs:>11.0f} lines/s  cpu {cpu:6.2f} s  {got/max(cpu,1e-9):>11.0f} lines/cpu-s  peak rss {rss/1024:6.1f} MiB")
+PY
+    echo "$name $got $secs $(( c1 - c0 )) $rss" >> "$WORK/raw"
+}
+
+if [ -w /proc/sys/net/core/rmem_max ] && [ "$ETSY_RCVBUF" -gt "$OLD_RMEM" ]; then
+    echo "$ETSY_RCVBUF" > /proc/sys/net/core/rmem_max
+fi
+echo "load: duration $DURATION, rate ${RATE:-0} lines/s (0 = unlimited), $LPD lines/datagram, $NAMES counters, flush ${FLUSH_MS} ms"
+measure etsy
+measure charcoal
+python3 - "$WORK/raw" "$TICKS" <<'PY'
+import sys
+rows = {}
+for l in open(sys.argv[1]):
+    n, got, secs, ticks, rss = l.split()
+    rows[n] = (int(got) / float(secs), int(got) / max(int(ticks) / int(sys.argv[2]), 1e-9), int(rss))
+e, c = rows["etsy"], rows["charcoal"]
+print(f"ratio charcoal/etsy: throughput {c[0]/e[0]:.1f}x, lines per CPU-second {c[1]/e[1]:.1f}x, peak RSS {c[2]/e[2]:.2f}x")
+PY

@@ -1,0 +1,249 @@
+//! Wiring: receive workers, TCP and admin servers, the flush schedule, delivery to sinks,
+//! and an orderly shutdown (drain sockets, then one final flush — spec §8.1: the reference
+//! loses the interval in progress).
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::Admin;
+use crate::aggregate::Aggregator;
+use crate::config::{Config, HealthStatus};
+use crate::error::ServerError;
+use crate::flush::Flush;
+use crate::sink::Sink;
+use crate::stats::Stats;
+use crate::tcp::LineListener;
+
+/// The bound sockets a server serves (the caller binds them; see [`crate::bind_udp`]).
+#[derive(Debug, Default)]
+pub struct Sockets {
+    /// UDP sockets, one receive worker thread each (a SO_REUSEPORT group from `bind_udp`,
+    /// possibly for several addresses, e.g. IPv4 and IPv6).
+    pub udp: Vec<UdpSocket>,
+    /// TCP or Unix line listeners (Etsy's `./servers/tcp`).
+    pub tcp: Vec<LineListener>,
+    /// The admin interface listener.
+    pub admin: Option<tokio::net::TcpListener>,
+}
+
+/// Unix milliseconds from the system clock.
+pub fn system_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A running StatsD server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    agg: Arc<Aggregator>,
+    cancel: CancellationToken,
+    flush_tx: mpsc::Sender<oneshot::Sender<Arc<Flush>>>,
+    done: JoinHandle<Result<(), ServerError>>,
+}
+
+type FlushRequest = oneshot::Sender<Arc<Flush>>;
+
+/// Starts a StatsD server on the current Tokio runtime: a receive thread per UDP socket,
+/// a task per TCP/admin listener, and a flush every `config.flush_interval` (aligned like
+/// Etsy's to the start second) delivered to every sink. Cancelling `cancel` (or calling
+/// [`ServerHandle::shutdown`]) stops receiving, drains the socket buffers and flushes once
+/// more before the handle completes.
+pub fn spawn(
+    config: Config,
+    sockets: Sockets,
+    sinks: Vec<Arc<dyn Sink>>,
+    cancel: CancellationToken,
+) -> Result<ServerHandle, ServerError> {
+    let start_ms = system_now_ms();
+    let healthy = config.health_status == HealthStatus::Up;
+    let interval = config.flush_interval;
+    let udp_count = sockets.udp.len();
+    let agg = Arc::new(Aggregator::new(config, udp_count + 1, start_ms)?);
+    let tracker = TaskTracker::new();
+
+    let mut threads = Vec::with_capacity(udp_count);
+    for (i, sock) in sockets.udp.into_iter().enumerate() {
+        let ing = agg.ingester(i);
+        let token = cancel.clone();
+        let a = Arc::clone(&agg);
+        let t = std::thread::Builder::new()
+            .name(format!("statsd-udp-{i}"))
+            .spawn(move || crate::udp::run_worker(sock, ing, token, a.stats()))
+            .map_err(|source| ServerError::Io {
+                context: "starting a UDP worker thread",
+                source,
+            })?;
+        threads.push(t);
+    }
+    for l in sockets.tcp {
+        tracker.spawn(crate::tcp::run(
+            l,
+            Arc::clone(&agg),
+            udp_count,
+            cancel.clone(),
+            tracker.clone(),
+        ));
+    }
+    if let Some(l) = sockets.admin {
+        let admin = Arc::new(Admin {
+            agg: Arc::clone(&agg),
+            healthy: AtomicBool::new(healthy),
+        });
+        tracker.spawn(crate::admin::run(l, admin, cancel.clone(), tracker.clone()));
+    }
+
+    let (flush_tx, flush_rx) = mpsc::channel::<FlushRequest>(8);
+    let (final_tx, final_rx) = oneshot::channel::<()>();
+    let flusher = tokio::spawn(flush_loop(
+        Arc::clone(&agg),
+        sinks,
+        interval,
+        start_ms,
+        flush_rx,
+        final_rx,
+    ));
+    let token = cancel.clone();
+    let done = tokio::spawn(async move {
+        token.cancelled().await;
+        // 1. Stop receiving; UDP workers drain their socket buffers before returning.
+        let mut result = Ok(());
+        for t in threads {
+            let joined = tokio::task::spawn_blocking(move || t.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                result = Err(ServerError::Panicked { what: "UDP worker" });
+            }
+        }
+        tracker.close();
+        tracker.wait().await;
+        // 2. Final flush of the interval in progress.
+        let _ = final_tx.send(());
+        if flusher.await.is_err() {
+            result = Err(ServerError::Panicked { what: "flusher" });
+        }
+        result
+    });
+    Ok(ServerHandle {
+        agg,
+        cancel,
+        flush_tx,
+        done,
+    })
+}
+
+fn next_deadline(start_ms: i64, interval_ms: i64, now_ms: i64) -> i64 {
+    // Etsy's getFlushTimeout: start (rounded to seconds) + k * interval.
+    let start = crate::aggregate::round_secs(start_ms) * 1000;
+    let attempt = ((now_ms - start) as f64 / interval_ms as f64).round() as i64 + 1;
+    start + attempt * interval_ms
+}
+
+async fn flush_loop(
+    agg: Arc<Aggregator>,
+    sinks: Vec<Arc<dyn Sink>>,
+    interval: Duration,
+    start_ms: i64,
+    mut requests: mpsc::Receiver<FlushRequest>,
+    mut final_rx: oneshot::Receiver<()>,
+) {
+    let interval_ms = (interval.as_millis() as i64).max(1);
+    let sinks: Arc<[Arc<dyn Sink>]> = sinks.into();
+    let mut deadline = next_deadline(start_ms, interval_ms, system_now_ms());
+    loop {
+        let wait = Duration::from_millis((deadline - system_now_ms()).max(0) as u64);
+        let reply = tokio::select! {
+            _ = tokio::time::sleep(wait) => None,
+            Some(r) = requests.recv() => Some(r),
+            _ = &mut final_rx => {
+                run_flush(&agg, &sinks).await;
+                break;
+            }
+        };
+        let flush = run_flush(&agg, &sinks).await;
+        match reply {
+            Some(r) => {
+                let _ = r.send(flush);
+            }
+            None => deadline = next_deadline(start_ms, interval_ms, system_now_ms()),
+        }
+    }
+}
+
+async fn run_flush(agg: &Arc<Aggregator>, sinks: &Arc<[Arc<dyn Sink>]>) -> Arc<Flush> {
+    let (agg2, sinks2) = (Arc::clone(agg), Arc::clone(sinks));
+    let res = tokio::task::spawn_blocking(move || {
+        let flush = Arc::new(agg2.flush(system_now_ms()));
+        let started = Instant::now();
+        let mut failed = false;
+        for sink in sinks2.iter() {
+            if let Err(e) = sink.deliver(&flush) {
+                failed = true;
+                Stats::add(&agg2.stats().sink_errors, 1);
+                tracing::warn!(sink = sink.name(), error = %e, "statsd: flush not delivered");
+            }
+        }
+        let took = started.elapsed().as_millis() as f64;
+        agg2.record_delivery(system_now_ms(), took, flush.text().len(), failed);
+        flush
+    })
+    .await;
+    res.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "statsd: flush task failed");
+        Arc::new(Flush::default())
+    })
+}
+
+impl ServerHandle {
+    /// The aggregator (tests, benches, self-metrics).
+    pub fn aggregator(&self) -> &Arc<Aggregator> {
+        &self.agg
+    }
+
+    /// Lifetime counters for self-metrics.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(self.agg.stats())
+    }
+
+    /// Flushes now (as if the interval ended) and returns what was delivered; `None` once
+    /// the server is stopping.
+    pub async fn flush_now(&self) -> Option<Arc<Flush>> {
+        let (tx, rx) = oneshot::channel();
+        self.flush_tx.send(tx).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Stops the server: no more receiving, socket buffers drained, one final flush
+    /// delivered to the sinks. Returns when all of it is done.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.cancel.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the server has stopped (after its cancellation token fired).
+    pub async fn wait(self) -> Result<(), ServerError> {
+        match self.done.await {
+            Ok(r) => r,
+            Err(_) => Err(ServerError::Panicked { what: "supervisor" }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_deadlines_are_aligned_to_the_start_second() {
+        // Start 1000.4 s → 1000 s; interval 10 s.
+        assert_eq!(next_deadline(1_000_400, 10_000, 1_000_400), 1_010_000);
+        assert_eq!(next_deadline(1_000_400, 10_000, 1_010_003), 1_020_000);
+        assert_eq!(next_deadline(1_000_400, 10_000, 1_014_000), 1_020_000);
+    }
+}

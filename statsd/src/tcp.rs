@@ -1,0 +1,97 @@
+//! Etsy's optional TCP (and Unix socket) line server (spec §1): ASCII decoding, and each
+//! read that completes at least one line is one packet.
+
+use std::path::PathBuf;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::aggregate::{Aggregator, Encoding};
+
+/// Longest partial line kept per connection; beyond it the buffer is dropped (and logged).
+const MAX_PENDING: usize = 1024 * 1024;
+
+/// A bound stream listener for StatsD lines.
+#[derive(Debug)]
+pub enum LineListener {
+    /// TCP.
+    Tcp(TcpListener),
+    /// A Unix stream socket; the path is removed when the server stops.
+    Unix(UnixListener, PathBuf),
+}
+
+async fn serve_conn<S: tokio::io::AsyncRead + Unpin>(
+    mut stream: S,
+    agg: std::sync::Arc<Aggregator>,
+    shard: usize,
+    cancel: CancellationToken,
+) {
+    let mut ing = agg.ingester(shard);
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = tokio::select! {
+            r = stream.read(&mut chunk) => r,
+            _ = cancel.cancelled() => break,
+        };
+        let n = match n {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(error = %e, "statsd: tcp read failed");
+                break;
+            }
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(last) = buf.iter().rposition(|&b| b == b'\n') {
+            ing.ingest_one(&buf[..=last], Encoding::Ascii);
+            buf.drain(..=last);
+        } else if buf.len() > MAX_PENDING {
+            tracing::warn!(bytes = buf.len(), "statsd: tcp line too long, dropped");
+            buf.clear();
+        }
+    }
+    // A trailing line without a newline is never processed (as in the reference).
+}
+
+pub(crate) async fn run(
+    listener: LineListener,
+    agg: std::sync::Arc<Aggregator>,
+    shard: usize,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        match &listener {
+            LineListener::Tcp(l) => {
+                let accepted = tokio::select! {
+                    r = l.accept() => r,
+                    _ = cancel.cancelled() => break,
+                };
+                match accepted {
+                    Ok((s, _)) => {
+                        tracker.spawn(serve_conn(s, agg.clone(), shard, cancel.clone()));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "statsd: tcp accept failed"),
+                }
+            }
+            LineListener::Unix(l, _) => {
+                let accepted = tokio::select! {
+                    r = l.accept() => r,
+                    _ = cancel.cancelled() => break,
+                };
+                match accepted {
+                    Ok((s, _)) => {
+                        tracker.spawn(serve_conn(s, agg.clone(), shard, cancel.clone()));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "statsd: unix accept failed"),
+                }
+            }
+        }
+    }
+    if let LineListener::Unix(_, path) = &listener {
+        let _ = std::fs::remove_file(path);
+    }
+}

@@ -1,0 +1,157 @@
+//! `[web]` configuration: listen address, limits (spec §21), time zone, CORS.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Configuration of the HTTP API. Every key has a default; unknown keys are rejected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the API listens on (`charcoal web --listen`, `charcoal serve --web-listen`).
+    pub listen: SocketAddr,
+    /// IANA zone for absolute times in `from`/`until` and CSV labels when a request has no `tz`.
+    pub timezone: String,
+    /// Most series one request may fetch; past it the request fails with 400.
+    pub max_series: usize,
+    /// Most points one request may fetch, all series together; past it 400.
+    pub max_points: usize,
+    /// Longest a request may spend evaluating targets; past it 503 with `Retry-After`.
+    #[serde(with = "duration")]
+    pub max_eval_time: Duration,
+    /// Longest accepted target expression, in bytes.
+    pub max_target_len: usize,
+    /// Deepest accepted nesting of function calls in a target.
+    pub max_depth: usize,
+    /// Most entries `/metrics/find` and `/metrics/expand` may return; past it 400.
+    pub max_find_results: usize,
+    /// Origins allowed by CORS; `"*"` allows any origin (without credentials).
+    pub cors_origins: Vec<String>,
+    /// Other Charcoal/graphite-web servers to fan queries out to (reserved; not used yet).
+    pub cluster_servers: Vec<String>,
+    /// How long shutdown waits for in-flight requests before dropping them.
+    #[serde(with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            timezone: "UTC".to_owned(),
+            max_series: 50_000,
+            max_points: 10_000_000,
+            max_eval_time: Duration::from_secs(30),
+            max_target_len: 64 * 1024,
+            max_depth: 64,
+            max_find_results: 100_000,
+            cors_origins: vec!["*".to_owned()],
+            cluster_servers: Vec::new(),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("web.{key}: {reason}")]
+#[non_exhaustive]
+pub struct ConfigError {
+    /// The offending key.
+    pub key: &'static str,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl Config {
+    /// Checks values serde cannot: the zone exists, limits are positive.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if jiff::tz::TimeZone::get(&self.timezone).is_err() {
+            return Err(ConfigError {
+                key: "timezone",
+                reason: format!("unknown time zone '{}'", self.timezone),
+            });
+        }
+        let positive: [(&'static str, usize); 5] = [
+            ("max_series", self.max_series),
+            ("max_points", self.max_points),
+            ("max_target_len", self.max_target_len),
+            ("max_depth", self.max_depth),
+            ("max_find_results", self.max_find_results),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(ConfigError {
+                    key,
+                    reason: "must be greater than 0".to_owned(),
+                });
+            }
+        }
+        if self.max_eval_time.is_zero() {
+            return Err(ConfigError {
+                key: "max_eval_time",
+                reason: "must be greater than 0".to_owned(),
+            });
+        }
+        for url in &self.cluster_servers {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError {
+                    key: "cluster_servers",
+                    reason: format!("'{url}' is not an http(s) URL"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Durations written like `"10s"`, `"500ms"`, `"5m"`.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_cli_contract() {
+        let c = Config::default();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.max_series, 50_000);
+        assert_eq!(c.max_eval_time, Duration::from_secs(30));
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn durations_and_unknown_keys() {
+        let c: Config =
+            serde_json::from_str(r#"{"max_eval_time": "500ms", "timezone": "Europe/Berlin"}"#)
+                .unwrap();
+        assert_eq!(c.max_eval_time, Duration::from_millis(500));
+        assert!(c.validate().is_ok());
+        assert!(serde_json::from_str::<Config>(r#"{"nope": 1}"#).is_err());
+        let bad = Config {
+            timezone: "Mars/Olympus".into(),
+            ..Config::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().key, "timezone");
+        let bad = Config {
+            max_series: 0,
+            ..Config::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().key, "max_series");
+    }
+}

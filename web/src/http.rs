@@ -1,0 +1,1197 @@
+//! HTTP layer: the router ([`app`]), request parameters (query string and form body merged like
+//! Django's QueryDict), the handlers of every endpoint, CORS, and [`serve`] with draining.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use jiff::tz::TimeZone;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::attime::{parse_at_time, zone_or};
+use crate::config::{Config, ConfigError};
+use crate::error::{ApiError, EvalError};
+use crate::eval::{Ctx, EvalLimits};
+use crate::functions;
+use crate::parse::parse_target;
+use crate::render::{self, JsonOptions};
+use crate::series::{format_tagged, tags_from_name};
+use crate::source::{MetricSource, TagExpr, parse_tag_exprs};
+
+/// The graphite-web API level Charcoal answers at `/version` (spec §15).
+pub const GRAPHITE_VERSION: &str = "1.1.10";
+
+/// Largest accepted form body.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// Everything the handlers share: the metric source, configuration and clock.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: Arc<dyn MetricSource>,
+    config: Config,
+    tz: TimeZone,
+    clock: Box<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl AppState {
+    /// Validates the configuration and builds the state; "now" is the system clock.
+    pub fn new(source: Arc<dyn MetricSource>, config: Config) -> Result<Self, ConfigError> {
+        Self::with_clock(source, config, || jiff::Timestamp::now().as_second())
+    }
+
+    /// Like [`AppState::new`] with an explicit clock returning Unix seconds (tests).
+    pub fn with_clock(
+        source: Arc<dyn MetricSource>,
+        config: Config,
+        clock: impl Fn() -> i64 + Send + Sync + 'static,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let tz = TimeZone::get(&config.timezone).map_err(|e| ConfigError {
+            key: "timezone",
+            reason: e.to_string(),
+        })?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                source,
+                config,
+                tz,
+                clock: Box::new(clock),
+            }),
+        })
+    }
+
+    fn now(&self) -> i64 {
+        (self.inner.clock)()
+    }
+}
+
+/// The API router; serving is separate ([`serve`]).
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/render", get(render_handler).post(render_handler))
+        .route("/render/", get(render_handler).post(render_handler))
+        .route("/metrics", get(find_handler).post(find_handler))
+        .route("/metrics/find", get(find_handler).post(find_handler))
+        .route("/metrics/find/", get(find_handler).post(find_handler))
+        .route("/metrics/expand", get(expand_handler).post(expand_handler))
+        .route(
+            "/metrics/index.json",
+            get(index_handler).post(index_handler),
+        )
+        .route("/functions", get(functions_handler))
+        .route("/functions/", get(functions_handler))
+        .route("/functions/{name}", get(function_handler))
+        .route("/version", get(version_handler))
+        .route("/version/", get(version_handler))
+        .route("/tags", get(tags_list_handler))
+        .route("/tags/", get(tags_list_handler))
+        .route(
+            "/tags/findSeries",
+            get(find_series_handler).post(find_series_handler),
+        )
+        .route(
+            "/tags/autoComplete/tags",
+            get(autocomplete_tags_handler).post(autocomplete_tags_handler),
+        )
+        .route(
+            "/tags/autoComplete/values",
+            get(autocomplete_values_handler).post(autocomplete_values_handler),
+        )
+        .route("/tags/tagSeries", post(tag_series_handler))
+        .route("/tags/tagMultiSeries", post(tag_multi_series_handler))
+        .route("/tags/delSeries", post(del_series_handler))
+        .route("/tags/{tag}", get(tag_handler))
+        .route("/events/get_data", get(events_handler).post(events_handler))
+        .layer(middleware::from_fn_with_state(state.clone(), cors))
+        .layer(tower_http::compression::CompressionLayer::new())
+        .with_state(state)
+}
+
+/// A running API server.
+#[derive(Debug)]
+pub struct WebServer {
+    local_addr: SocketAddr,
+    token: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    grace: Duration,
+}
+
+impl WebServer {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, waits up to the configured grace period for in-flight requests, and
+    /// returns the server's I/O result.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.token.cancel();
+        self.join().await
+    }
+
+    /// Waits until the server stops (after its cancellation token fires).
+    pub async fn join(self) -> std::io::Result<()> {
+        let WebServer {
+            mut task,
+            grace,
+            token,
+            ..
+        } = self;
+        if !token.is_cancelled() {
+            token.cancelled().await;
+        }
+        match tokio::time::timeout(grace, &mut task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(std::io::Error::other(e)),
+            Err(_) => {
+                tracing::warn!(
+                    grace_ms = grace.as_millis() as u64,
+                    "web shutdown grace period elapsed; dropping requests"
+                );
+                task.abort();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Serves the API on an already bound listener until `shutdown` fires, then drains.
+pub fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<WebServer> {
+    let local_addr = listener.local_addr()?;
+    let grace = state.inner.config.shutdown_grace;
+    let router = app(state);
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+    });
+    tracing::info!(%local_addr, "web API listening");
+    Ok(WebServer {
+        local_addr,
+        token,
+        task,
+        grace,
+    })
+}
+
+// ---------------------------------------------------------------- parameters
+
+/// Query string and form body merged; repeated keys keep every value (Django's QueryDict:
+/// `get` returns the last value, `get_all` all of them).
+#[derive(Debug, Default)]
+pub(crate) struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    fn parse(query: Option<&str>, body: &[u8]) -> Self {
+        let mut pairs: Vec<(String, String)> = query
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        pairs.extend(form_urlencoded::parse(body).into_owned());
+        Params { pairs }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == key)
+    }
+
+    /// `expr=a&expr=b` or `expr[]=a`.
+    fn list(&self, key: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.get_all(key).into_iter().map(str::to_owned).collect();
+        v.extend(
+            self.get_all(&format!("{key}[]"))
+                .into_iter()
+                .map(str::to_owned),
+        );
+        v
+    }
+}
+
+async fn read_params(req: Request) -> Result<Params, ApiError> {
+    let query = req.uri().query().map(str::to_owned);
+    // Grafana always sends form bodies; any POST body is read as a form (graphite-web's
+    // Django does the same for its form content type, which is all clients send).
+    let body: Bytes = if req.method() == Method::POST {
+        axum::body::to_bytes(req.into_body(), MAX_BODY)
+            .await
+            .map_err(|e| ApiError::param(format!("could not read request body: {e}")))?
+    } else {
+        Bytes::new()
+    };
+    Ok(Params::parse(query.as_deref(), &body))
+}
+
+fn time_bounds(state: &AppState, p: &Params, tz: &TimeZone) -> Result<(i64, i64, i64), ApiError> {
+    let clock = state.now();
+    let now = match p.get("now") {
+        Some(n) => parse_at_time(n, tz, clock)?,
+        None => clock,
+    };
+    let until = match p.get("until") {
+        Some(u) => parse_at_time(u, tz, now)?,
+        None => now,
+    };
+    let from = match p.get("from") {
+        Some(f) => parse_at_time(f, tz, now)?,
+        None => parse_at_time("-1d", tz, now)?,
+    };
+    let (start, end) = (from.min(until), from.max(until));
+    if start == end {
+        return Err(ApiError::EmptyRange);
+    }
+    Ok((start, end, now))
+}
+
+fn with_jsonp(body: String, jsonp: Option<&str>, content_type: &'static str) -> Response {
+    match jsonp {
+        Some(cb) => (
+            [(header::CONTENT_TYPE, "text/javascript")],
+            format!("{cb}({body})"),
+        )
+            .into_response(),
+        None => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+    }
+}
+
+fn no_cache(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn json_text<T: serde::Serialize>(value: &T, pretty: bool) -> String {
+    let r = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    r.unwrap_or_else(|_| "null".to_owned())
+}
+
+// ---------------------------------------------------------------- /render
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+    Raw,
+    Rickshaw,
+}
+
+async fn render_handler(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let grafana_panel = req
+        .headers()
+        .get("x-panel-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let p = read_params(req).await?;
+    let config = &state.inner.config;
+
+    let targets: Vec<String> = {
+        let t = p.get_all("target");
+        let t = if t.is_empty() {
+            p.get_all("target[]")
+        } else {
+            t
+        };
+        t.into_iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let format_param = if p.has("format") {
+        p.get("format").map(str::to_owned)
+    } else if p.has("rawData") {
+        Some("raw".to_owned())
+    } else if p.has("pickle") {
+        Some("pickle".to_owned())
+    } else {
+        None
+    };
+    let jsonp = if p.has("format") {
+        p.get("jsonp").filter(|s| !s.is_empty())
+    } else {
+        None
+    };
+    let format = match format_param.as_deref() {
+        Some("json") => Format::Json,
+        Some("csv") => Format::Csv,
+        Some("raw") => Format::Raw,
+        Some("rickshaw") => Format::Rickshaw,
+        Some(f @ ("pickle" | "msgpack" | "dygraph" | "pdf")) => {
+            return Err(ApiError::Format {
+                format: f.to_owned(),
+                reason: "not implemented by Charcoal",
+            });
+        }
+        other => {
+            // png, svg, and graphite-web's fallback for absent/unknown formats.
+            return Err(ApiError::Format {
+                format: other.unwrap_or("png").to_owned(),
+                reason: "image rendering is not yet supported; use format=json, csv or raw",
+            });
+        }
+    };
+    match p.get("graphType").unwrap_or("line") {
+        "line" => {}
+        "pie" => {
+            return Err(ApiError::param(
+                "Invalid graphType 'pie': pie charts are not supported",
+            ));
+        }
+        other => {
+            return Err(ApiError::param(format!(
+                "Invalid graphType '{other}', must be one of ['line', 'pie']"
+            )));
+        }
+    }
+    let tz = zone_or(p.get("tz"), &state.inner.tz);
+    let (start, end, now) = time_bounds(&state, &p, &tz)?;
+    let max_data_points = p
+        .get("maxDataPoints")
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse::<usize>().ok());
+    let xff = match p.get("xFilesFactor") {
+        Some(x) => x
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| ApiError::param(format!("Invalid xFilesFactor '{x}'")))?,
+        None => 0.0,
+    };
+    let template: BTreeMap<String, String> = p
+        .pairs
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("template[")
+                .and_then(|r| r.strip_suffix(']'))
+                .map(|n| (n.to_owned(), v.clone()))
+        })
+        .collect();
+    let mut exprs = Vec::with_capacity(targets.len());
+    for (i, t) in targets.iter().enumerate() {
+        if t.len() > config.max_target_len {
+            return Err(ApiError::TargetTooLong {
+                index: i + 1,
+                len: t.len(),
+                limit: config.max_target_len,
+            });
+        }
+        exprs.push(
+            parse_target(t, config.max_depth).map_err(|source| ApiError::Syntax {
+                index: i + 1,
+                source,
+            })?,
+        );
+    }
+
+    let timeout = config.max_eval_time;
+    let limits = EvalLimits {
+        max_series: config.max_series,
+        max_points: config.max_points,
+        deadline: Some(started + timeout),
+        timeout_ms: timeout.as_millis() as u64,
+    };
+    let source = Arc::clone(&state.inner.source);
+    let eval_tz = tz.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut ctx = Ctx::new(source.as_ref(), start, end, now, eval_tz, limits);
+        ctx.xff = xff;
+        ctx.template = template;
+        ctx.evaluate_targets(&exprs)
+    });
+    let series = match tokio::time::timeout(timeout + Duration::from_secs(1), task).await {
+        Err(_) => {
+            return Err(EvalError::Timeout {
+                limit_ms: limits.timeout_ms,
+            }
+            .into());
+        }
+        Ok(Err(e)) => {
+            return Err(ApiError::Internal {
+                message: format!("evaluation task failed: {e}"),
+            });
+        }
+        Ok(Ok(Err(e))) => {
+            tracing::debug!(error = %e, panel = grafana_panel.as_deref(), targets = ?targets, "invalid render request");
+            return Err(e.into());
+        }
+        Ok(Ok(Ok(s))) => s,
+    };
+    let response = match format {
+        Format::Json => {
+            let opts = JsonOptions {
+                max_data_points,
+                no_null_points: p.has("noNullPoints"),
+                pretty: p.get("pretty").is_some_and(|v| !v.is_empty()),
+            };
+            with_jsonp(render::json(series, opts), jsonp, "application/json")
+        }
+        Format::Csv => (
+            [(header::CONTENT_TYPE, "text/csv")],
+            render::csv(&series, &tz),
+        )
+            .into_response(),
+        Format::Raw => {
+            ([(header::CONTENT_TYPE, "text/plain")], render::raw(&series)).into_response()
+        }
+        Format::Rickshaw => with_jsonp(render::rickshaw(&series), jsonp, "application/json"),
+    };
+    tracing::debug!(
+        elapsed_us = started.elapsed().as_micros() as u64,
+        targets = targets.len(),
+        "render"
+    );
+    Ok(no_cache(response))
+}
+
+// ---------------------------------------------------------------- /metrics
+
+fn find_window(state: &AppState, p: &Params) -> Result<(), ApiError> {
+    // from/until only filter by data presence in graphite-web's finders; the whisper finder
+    // ignores them, so they are validated and otherwise unused.
+    let tz = zone_or(p.get("tz"), &state.inner.tz);
+    let now = match p.get("now") {
+        Some(n) => parse_at_time(n, &tz, state.now())?,
+        None => state.now(),
+    };
+    for key in ["from", "until"] {
+        if let Some(v) = p.get(key).filter(|v| *v != "-1") {
+            parse_at_time(v, &tz, now)?;
+        }
+    }
+    Ok(())
+}
+
+fn int_param(p: &Params, key: &str, default: i64) -> Result<i64, ApiError> {
+    match p.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::param(format!("Invalid int value '{v}' for param {key}"))),
+    }
+}
+
+/// Graphite's node name unquoting (`unquote_plus`).
+fn unquote_plus(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal {
+            message: format!("task failed: {e}"),
+        })?
+}
+
+async fn find_handler(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let p = read_params(req).await?;
+    let format = p.get("format").unwrap_or("treejson").to_owned();
+    let leaves_only = int_param(&p, "leavesOnly", 0)? != 0;
+    let wildcards = int_param(&p, "wildcards", 0)? != 0;
+    let position = int_param(&p, "position", -1)?;
+    let automatic_variants = int_param(&p, "automatic_variants", 0)? != 0;
+    find_window(&state, &p)?;
+    let Some(query) = p.get("query").map(str::to_owned) else {
+        return Err(ApiError::param("Missing required parameter 'query'"));
+    };
+    if query.is_empty() {
+        return Err(ApiError::param("Required parameter 'query' is empty"));
+    }
+    if !matches!(format.as_str(), "treejson" | "completer" | "nodelist") {
+        let mut r = (
+            StatusCode::BAD_REQUEST,
+            "Invalid value for 'format' parameter",
+        )
+            .into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        return Ok(r);
+    }
+    let base_path = match query.rfind('.') {
+        Some(i) => query[..=i].to_owned(),
+        None => String::new(),
+    };
+    let mut pattern = query.clone();
+    if format == "completer" {
+        pattern = pattern.replace("..", "*.");
+        if !pattern.ends_with('*') {
+            pattern.push('*');
+        }
+        if automatic_variants {
+            pattern = pattern
+                .split('.')
+                .map(|part| {
+                    if part.contains(',') && !part.contains('{') {
+                        format!("{{{part}}}")
+                    } else {
+                        part.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(".");
+        }
+    }
+    let limit = state.inner.config.max_find_results;
+    let source = Arc::clone(&state.inner.source);
+    let pat = pattern.clone();
+    let mut matches = run_blocking(move || {
+        source
+            .find(&pat)
+            .map_err(|e| ApiError::from(EvalError::from(e)))
+    })
+    .await?;
+    if leaves_only {
+        matches.retain(|m| m.is_leaf);
+    }
+    if matches.len() > limit {
+        return Err(ApiError::TooManyResults {
+            pattern,
+            count: matches.len(),
+            limit,
+        });
+    }
+    let node_name = |path: &str| path.rsplit('.').next().unwrap_or(path).to_owned();
+    matches.sort_by(|a, b| {
+        node_name(&a.path)
+            .cmp(&node_name(&b.path))
+            .then(a.path.cmp(&b.path))
+    });
+    let pretty = p.get("pretty").is_some_and(|v| !v.is_empty());
+    let body = match format.as_str() {
+        "treejson" => {
+            let mut out = Vec::new();
+            if matches.len() > 1 && wildcards {
+                let all_leaves = matches.iter().all(|m| m.is_leaf);
+                out.push(tree_node("*", &format!("{base_path}*"), all_leaves));
+            }
+            let mut seen = std::collections::HashSet::new();
+            let (mut branches, mut leaves) = (Vec::new(), Vec::new());
+            for m in &matches {
+                let name = node_name(&m.path);
+                if !seen.insert(name.clone()) {
+                    continue;
+                }
+                let node = tree_node(
+                    &unquote_plus(&name),
+                    &format!("{base_path}{name}"),
+                    m.is_leaf,
+                );
+                if m.is_leaf {
+                    leaves.push(node)
+                } else {
+                    branches.push(node)
+                }
+            }
+            out.extend(branches);
+            out.extend(leaves);
+            json_text(&out, pretty)
+        }
+        "completer" => {
+            let mut out: Vec<serde_json::Value> = matches
+                .iter()
+                .map(|m| {
+                    let path = if m.is_leaf { m.path.clone() } else { format!("{}.", m.path) };
+                    json!({"path": path, "name": node_name(&m.path), "is_leaf": if m.is_leaf { "1" } else { "0" }})
+                })
+                .collect();
+            if out.len() > 1 && wildcards {
+                out.push(json!({"name": "*"}));
+            }
+            json_text(&json!({ "metrics": out }), pretty)
+        }
+        _ => {
+            let mut nodes: Vec<String> = matches
+                .iter()
+                .filter_map(|m| {
+                    let parts: Vec<&str> = m.path.split('.').collect();
+                    let idx = if position < 0 {
+                        parts.len() as i64 + position
+                    } else {
+                        position
+                    };
+                    usize::try_from(idx)
+                        .ok()
+                        .and_then(|i| parts.get(i))
+                        .map(|s| (*s).to_owned())
+                })
+                .collect();
+            nodes.sort();
+            nodes.dedup();
+            json_text(&json!({ "nodes": nodes }), pretty)
+        }
+    };
+    Ok(no_cache(with_jsonp(
+        body,
+        p.get("jsonp").filter(|s| !s.is_empty()),
+        "application/json",
+    )))
+}
+
+fn tree_node(text: &str, id: &str, leaf: bool) -> serde_json::Value {
+    let flag = u8::from(!leaf);
+    json!({"text": text, "id": id, "allowChildren": flag, "expandable": flag, "leaf": u8::from(leaf)})
+}
+
+async fn expand_handler(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let p = read_params(req).await?;
+    let leaves_only = int_param(&p, "leavesOnly", 0)? != 0;
+    let group = int_param(&p, "groupByExpr", 0)? != 0;
+    let queries: Vec<String> = p.get_all("query").into_iter().map(str::to_owned).collect();
+    let limit = state.inner.config.max_find_results;
+    let source = Arc::clone(&state.inner.source);
+    let results = run_blocking(move || {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        let mut total = 0;
+        for q in queries {
+            let mut paths: Vec<String> = source
+                .find(&q)
+                .map_err(|e| ApiError::from(EvalError::from(e)))?
+                .into_iter()
+                .filter(|m| m.is_leaf || !leaves_only)
+                .map(|m| m.path)
+                .collect();
+            paths.sort();
+            paths.dedup();
+            total += paths.len();
+            if total > limit {
+                return Err(ApiError::TooManyResults {
+                    pattern: q,
+                    count: total,
+                    limit,
+                });
+            }
+            out.push((q, paths));
+        }
+        Ok(out)
+    })
+    .await?;
+    let pretty = p.get("pretty").is_some_and(|v| !v.is_empty());
+    let body = if group {
+        let m: BTreeMap<String, Vec<String>> = results.into_iter().collect();
+        json_text(&json!({ "results": m }), pretty)
+    } else {
+        let mut all: Vec<String> = results.into_iter().flat_map(|(_, v)| v).collect();
+        all.sort();
+        all.dedup();
+        json_text(&json!({ "results": all }), pretty)
+    };
+    Ok(no_cache(with_jsonp(
+        body,
+        p.get("jsonp").filter(|s| !s.is_empty()),
+        "application/json",
+    )))
+}
+
+async fn index_handler(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let p = read_params(req).await?;
+    let jsonp = p.get("jsonp").filter(|s| !s.is_empty()).map(str::to_owned);
+    let source = Arc::clone(&state.inner.source);
+    match run_blocking(move || {
+        source
+            .leaves()
+            .map_err(|e| ApiError::from(EvalError::from(e)))
+    })
+    .await
+    {
+        Ok(leaves) => Ok(with_jsonp(
+            json_text(&leaves, false),
+            jsonp.as_deref(),
+            "application/json",
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics index failed");
+            let mut r = with_jsonp("[]".to_owned(), jsonp.as_deref(), "application/json");
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            Ok(r)
+        }
+    }
+}
+
+// ---------------------------------------------------------------- /functions, /version
+
+fn functions_json(text: String) -> String {
+    text.replace(
+        &format!("\"{}\"", functions::INF_MARKER.replace('\u{0}', "\\u0000")),
+        "1e9999",
+    )
+}
+
+async fn functions_handler(req: Request) -> Result<Response, ApiError> {
+    let p = read_params(req).await?;
+    let group = p.get("group");
+    let grouped = matches!(p.get("grouped"), Some("1" | "true" | "True"));
+    let pie = p.get("type") == Some("pie");
+    let pretty = p.get("pretty").is_some_and(|v| !v.is_empty());
+    let mut flat = serde_json::Map::new();
+    let mut nested: BTreeMap<&str, serde_json::Map<String, serde_json::Value>> = BTreeMap::new();
+    if !pie {
+        for d in functions::all() {
+            if group.is_some_and(|g| g != d.group) {
+                continue;
+            }
+            if grouped {
+                nested
+                    .entry(d.group)
+                    .or_default()
+                    .insert(d.name.to_owned(), d.to_json());
+            } else {
+                flat.insert(d.name.to_owned(), d.to_json());
+            }
+        }
+    }
+    let body = if grouped {
+        json_text(&nested, pretty)
+    } else {
+        json_text(&flat, pretty)
+    };
+    Ok(with_jsonp(
+        functions_json(body),
+        p.get("jsonp").filter(|s| !s.is_empty()),
+        "application/json",
+    ))
+}
+
+async fn function_handler(Path(name): Path<String>, req: Request) -> Result<Response, ApiError> {
+    let p = read_params(req).await?;
+    let pretty = p.get("pretty").is_some_and(|v| !v.is_empty());
+    match functions::lookup(&name) {
+        Some(d) => Ok(with_jsonp(
+            functions_json(json_text(&d.to_json(), pretty)),
+            p.get("jsonp"),
+            "application/json",
+        )),
+        None => Ok((
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("Function not found: {name}")})),
+        )
+            .into_response()),
+    }
+}
+
+async fn version_handler() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{GRAPHITE_VERSION}\n"),
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------- tags
+
+/// Every tagged series with its parsed tags.
+type TaggedList = Vec<(String, BTreeMap<String, String>)>;
+
+fn tagged(state: &AppState) -> Result<TaggedList, ApiError> {
+    let names = state
+        .inner
+        .source
+        .tagged_series()
+        .map_err(|e| ApiError::from(EvalError::from(e)))?;
+    Ok(names
+        .into_iter()
+        .map(|n| {
+            let t = tags_from_name(&n);
+            (n, t)
+        })
+        .collect())
+}
+
+fn limit_param(p: &Params, default: usize) -> Result<usize, ApiError> {
+    match p.get("limit") {
+        None | Some("") => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::param(format!("Invalid int value '{v}' for param limit"))),
+    }
+}
+
+fn filter_regex(p: &Params) -> Result<Option<regex::Regex>, ApiError> {
+    p.get("filter")
+        .filter(|f| !f.is_empty())
+        .map(|f| {
+            regex::Regex::new(&format!("^(?:{f})"))
+                .map_err(|e| ApiError::param(format!("Invalid filter regex: {e}")))
+        })
+        .transpose()
+}
+
+fn tag_json_response(p: &Params, value: &serde_json::Value) -> Response {
+    let pretty = p.get("pretty").is_some_and(|v| !v.is_empty());
+    with_jsonp(
+        json_text(value, pretty),
+        p.get("jsonp").filter(|s| !s.is_empty()),
+        "application/json",
+    )
+}
+
+async fn tags_list_handler(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let p = read_params(req).await?;
+    let filter = filter_regex(&p)?;
+    let limit = limit_param(&p, usize::MAX)?;
+    let series = run_blocking({
+        let state = state.clone();
+        move || tagged(&state)
+    })
+    .await?;
+    let mut names: Vec<String> = series.iter().flat_map(|(_, t)| t.keys().cloned()).collect();
+    names.sort();
+    names.dedup();
+    let list: Vec<serde_json::Value> = names
+        .into_iter()
+        .filter(|n| filter.as_ref().is_none_or(|re| re.is_match(n)))
+        .take(limit)
+        .enumerate()
+        .map(|(i, n)| json!({"id": i + 1, "tag": n}))
+        .collect();
+    Ok(tag_json_response(&p, &json!(list)))
+}
+
+async fn tag_handler(
+    State(state): State<AppState>,
+    Path(tag): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let p = read_params(req).await?;
+    let filter = filter_regex(&p)?;
+    let limit = limit_param(&p, usize::MAX)?;
+    let series = run_blocking({
+        let state = state.clone();
+        move || tagged(&state)
+    })
+    .await?;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, t) in &series {
+        if let Some(v) = t.get(&tag) {
+            *counts.entry(v.clone()).or_default() += 1;
+        }
+    }
+    if counts.is_empty() {
+        return Ok(tag_json_response(&p, &serde_json::Value::Null));
+    }
+    let values: Vec<serde_json::Value> = counts
+        .into_iter()
+        .filter(|(v, _)| filter.as_ref().is_none_or(|re| re.is_match(v)))
+        .take(limit)
+        .enumerate()
+        .map(|(i, (v, c))| json!({"id": i + 1, "value": v, "count": c}))
+        .collect();
+    Ok(tag_json_response(
+        &p,
+        &json!({"id": 1, "tag": tag, "values": values}),
+    ))
+}
+
+fn matching(series: &TaggedList, exprs: &[TagExpr]) -> Vec<usize> {
+    (0..series.len())
+        .filter(|&i| exprs.iter().all(|e| e.matches(&series[i].1)))
+        .collect()
+}
+
+async fn find_series_handler(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let p = read_params(req).await?;
+    let exprs = p.list("expr");
+    if exprs.is_empty() {
+        return Err(ApiError::TagJson {
+            message: "no tag expressions specified",
+        });
+    }
+    let parsed = parse_tag_exprs(&exprs).map_err(ApiError::param)?;
+    let series = run_blocking({
+        let state = state.clone();
+        move || tagged(&state)
+    })
+    .await?;
+    let mut names: Vec<&str> = matching(&series, &parsed)
+        .into_iter()
+        .map(|i| series[i].0.as_str())
+        .collect();
+    names.sort_unstable();
+    Ok(tag_json_response(&p, &json!(names)))
+}
+
+async fn autocomplete_tags_handler(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let p = read_params(req).await?;
+    let exprs = p.list("expr");
+    let prefix = p.get("tagPrefix").unwrap_or("").to_owned();
+    let limit = limit_param(&p, 100)?;
+    let series = run_blocking({
+        let state = state.clone();
+        move || tagged(&state)
+    })
+    .await?;
+    let mut names: Vec<String> = if exprs.is_empty() {
+        series.iter().flat_map(|(_, t)| t.keys().cloned()).collect()
+    } else {
+        let parsed = parse_tag_exprs(&exprs).map_err(ApiError::param)?;
+        let searched: Vec<String> = parsed.iter().map(|e| e.tag.clone()).collect();
+        matching(&series, &parsed)
+            .into_iter()
+            .flat_map(|i| series[i].1.keys().cloned())
+            .filter(|t| !searched.contains(t))
+            .collect()
+    };
+    names.retain(|t| t.starts_with(&prefix));
+    names.sort();
+    names.dedup();
+    names.truncate(limit);
+    Ok(tag_json_response(&p, &json!(names)))
+}
+
+async fn autocomplete_values_handler(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let p = read_params(req).await?;
+    let Some(tag) = p.get("tag").filter(|t| !t.is_empty()).map(str::to_owned) else {
+        return Err(ApiError::TagJson {
+            message: "no tag specified",
+        });
+    };
+    let mut exprs = p.list("expr");
+    let prefix = p.get("valuePrefix").unwrap_or("").to_owned();
+    let limit = limit_param(&p, 100)?;
+    let series = run_blocking({
+        let state = state.clone();
+        move || tagged(&state)
+    })
+    .await?;
+    let chosen: Vec<usize> = if exprs.is_empty() {
+        (0..series.len()).collect()
+    } else {
+        exprs.push(format!("{tag}!="));
+        let parsed = parse_tag_exprs(&exprs).map_err(ApiError::param)?;
+        matching(&series, &parsed)
+    };
+    let mut values: Vec<String> = chosen
+        .into_iter()
+        .filter_map(|i| series[i].1.get(&tag).cloned())
+        .filter(|v| v.starts_with(&prefix))
+        .collect();
+    values.sort();
+    values.dedup();
+    values.truncate(limit);
+    Ok(tag_json_response(&p, &json!(values)))
+}
+
+fn canonical(path: &str) -> Result<String, ApiError> {
+    let tags = tags_from_name(path);
+    if path.contains(';') && tags.len() < 2 {
+        return Err(ApiError::param(format!("Cannot parse path {path}")));
+    }
+    Ok(format_tagged(&tags))
+}
+
+async fn tag_series_handler(req: Request) -> Result<Response, ApiError> {
+    let p = read_params(req).await?;
+    let Some(path) = p.get("path") else {
+        return Err(ApiError::TagJson {
+            message: "no path specified",
+        });
+    };
+    // Charcoal's store indexes tagged series itself; registering only canonicalises the name.
+    Ok(tag_json_response(&p, &json!(canonical(path)?)))
+}
+
+async fn tag_multi_series_handler(req: Request) -> Result<Response, ApiError> {
+    let p = read_params(req).await?;
+    let names = p
+        .list("path")
+        .iter()
+        .map(|s| canonical(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(tag_json_response(&p, &json!(names)))
+}
+
+async fn del_series_handler(req: Request) -> Result<Response, ApiError> {
+    let p = read_params(req).await?;
+    Ok(tag_json_response(&p, &json!(true)))
+}
+
+// ---------------------------------------------------------------- events
+
+async fn events_handler(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let p = read_params(req).await?;
+    let tz = zone_or(p.get("tz"), &state.inner.tz);
+    for key in ["from", "until"] {
+        if let Some(v) = p.get(key) {
+            parse_at_time(v, &tz, state.now())?;
+        }
+    }
+    // No event store yet: an empty list is a valid answer (spec §17).
+    Ok(with_jsonp(
+        "[]".to_owned(),
+        p.get("jsonp").filter(|s| !s.is_empty()),
+        "application/json",
+    ))
+}
+
+// ---------------------------------------------------------------- CORS
+
+const ALLOW_HEADERS: &str =
+    "Authorization, Content-Type, X-Dashboard-Id, X-Panel-Id, X-Panel-Plugin-Id, X-Grafana-Org-Id";
+
+/// CORS per spec §18.7: preflights answered with 204 on every path; `*` unless the origin is
+/// configured explicitly, in which case it is echoed with credentials allowed.
+async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let allowed = allow_origin(&state.inner.config.cors_origins, origin.as_ref());
+    if req.method() == Method::OPTIONS {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        let h = r.headers_mut();
+        set_cors(h, allowed);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(ALLOW_HEADERS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        return r;
+    }
+    let mut r = next.run(req).await;
+    set_cors(r.headers_mut(), allowed);
+    r
+}
+
+enum Allowed {
+    None,
+    Any,
+    Echo(HeaderValue),
+}
+
+fn allow_origin(configured: &[String], origin: Option<&HeaderValue>) -> Allowed {
+    if let Some(v) = origin.filter(|o| o.to_str().is_ok_and(|o| configured.iter().any(|c| c == o)))
+    {
+        return Allowed::Echo(v.clone());
+    }
+    if configured.iter().any(|c| c == "*") {
+        Allowed::Any
+    } else {
+        Allowed::None
+    }
+}
+
+fn set_cors(h: &mut HeaderMap, allowed: Allowed) {
+    match allowed {
+        Allowed::None => {}
+        Allowed::Any => {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+        }
+        Allowed::Echo(v) => {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+            h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_merge_like_querydict() {
+        let p = Params::parse(
+            Some("target=a&from=-1h"),
+            b"target=b&from=-2h&q=%7Ba%2Cb%7D",
+        );
+        assert_eq!(p.get_all("target"), vec!["a", "b"]);
+        assert_eq!(p.get("from"), Some("-2h"), "last value wins");
+        assert_eq!(p.get("q"), Some("{a,b}"));
+        let raw = Params::parse(None, b"query=a.{b,c}.*");
+        assert_eq!(
+            raw.get("query"),
+            Some("a.{b,c}.*"),
+            "Grafana sends find queries unencoded"
+        );
+    }
+
+    #[test]
+    fn node_names_are_unquoted() {
+        assert_eq!(unquote_plus("a%20b+c"), "a b c");
+        assert_eq!(unquote_plus("100%"), "100%");
+    }
+}

@@ -1,0 +1,549 @@
+//! Where series come from: the [`MetricSource`] trait evaluation reads through, the glob
+//! matcher shared by sources, tag expressions (`seriesByTag`, spec §9), and [`MemorySource`],
+//! an in-memory source with whisper's fetch semantics for tests and benchmarks.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use crate::error::SourceError;
+
+/// One node matched by a glob: a branch (directory) or a leaf (metric).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FindMatch {
+    /// Full dotted path of the node.
+    pub path: String,
+    /// True for a metric, false for a branch.
+    pub is_leaf: bool,
+}
+
+/// Values read for one metric over a window: `values[k]` is at `start + k*step`, `end` exclusive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchedSeries {
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    pub values: Vec<Option<f64>>,
+}
+
+/// Read access to stored metrics. Calls are blocking; the HTTP layer runs evaluation on the
+/// blocking pool.
+pub trait MetricSource: Send + Sync {
+    /// Nodes matching a Graphite glob (`a.*.c`, `{x,y}`, `[a-z]`, `?`), one tree level per
+    /// pattern node; an exact tagged name (`a;b=c`) matches that series. Order is irrelevant.
+    fn find(&self, pattern: &str) -> Result<Vec<FindMatch>, SourceError>;
+
+    /// Whisper-semantics fetch (spec §7) of one metric; `None` when nothing is stored for the
+    /// window (e.g. `from` after `now`).
+    fn fetch(
+        &self,
+        name: &str,
+        from: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<Option<FetchedSeries>, SourceError>;
+
+    /// Canonical names (`name;tag=value;...`, tags sorted) of every tagged series.
+    fn tagged_series(&self) -> Result<Vec<String>, SourceError>;
+
+    /// Canonical names of the tagged series matching every expression (`tag=value`,
+    /// `tag!=value`, `tag=~regex`, `tag!=~regex`; the caller has validated them). The default
+    /// filters [`MetricSource::tagged_series`]; a source with a tag index answers directly.
+    fn find_tagged(&self, expressions: &[String]) -> Result<Vec<String>, SourceError> {
+        let exprs =
+            parse_tag_exprs(expressions).map_err(|e| SourceError::new(expressions.join(","), e))?;
+        Ok(self
+            .tagged_series()?
+            .into_iter()
+            .filter(|n| {
+                let tags = crate::series::tags_from_name(n);
+                exprs.iter().all(|e| e.matches(&tags))
+            })
+            .collect())
+    }
+
+    /// Every leaf metric name (for `/metrics/index.json`). The default walks the tree with
+    /// [`MetricSource::find`].
+    fn leaves(&self) -> Result<Vec<String>, SourceError> {
+        let mut out = Vec::new();
+        let mut todo = vec!["*".to_owned()];
+        while let Some(pattern) = todo.pop() {
+            for m in self.find(&pattern)? {
+                if m.is_leaf {
+                    out.push(m.path.clone());
+                } else if !m.path.starts_with("_tagged") {
+                    todo.push(format!("{}.*", m.path));
+                }
+            }
+        }
+        out.extend(self.tagged_series()?);
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+impl<T: MetricSource + ?Sized> MetricSource for std::sync::Arc<T> {
+    fn find(&self, pattern: &str) -> Result<Vec<FindMatch>, SourceError> {
+        (**self).find(pattern)
+    }
+    fn fetch(
+        &self,
+        name: &str,
+        from: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<Option<FetchedSeries>, SourceError> {
+        (**self).fetch(name, from, until, now)
+    }
+    fn tagged_series(&self) -> Result<Vec<String>, SourceError> {
+        (**self).tagged_series()
+    }
+    fn find_tagged(&self, expressions: &[String]) -> Result<Vec<String>, SourceError> {
+        (**self).find_tagged(expressions)
+    }
+    fn leaves(&self) -> Result<Vec<String>, SourceError> {
+        (**self).leaves()
+    }
+}
+
+/// Expands `{a,b}` alternatives (nested or repeated) into plain fnmatch patterns.
+pub(crate) fn expand_braces(pattern: &str) -> Vec<String> {
+    let Some(open) = pattern.find('{') else {
+        return vec![pattern.to_owned()];
+    };
+    let mut depth = 0;
+    let mut close = None;
+    for (i, c) in pattern[open..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(open + i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(close) = close else {
+        return vec![pattern.to_owned()];
+    };
+    let (head, body, tail) = (
+        &pattern[..open],
+        &pattern[open + 1..close],
+        &pattern[close + 1..],
+    );
+    let mut alternatives = Vec::new();
+    let (mut depth, mut last) = (0, 0);
+    for (i, c) in body.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                alternatives.push(&body[last..i]);
+                last = i + 1;
+            }
+            _ => {}
+        }
+    }
+    alternatives.push(&body[last..]);
+    let mut out = Vec::new();
+    for alt in alternatives {
+        out.extend(expand_braces(&format!("{head}{alt}{tail}")));
+    }
+    out
+}
+
+/// fnmatch of one node name against one brace-free pattern node (`*`, `?`, `[a-z]`, `[!x]`).
+pub(crate) fn fnmatch(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    fn go(p: &[char], n: &[char]) -> bool {
+        let (mut pi, mut ni) = (0, 0);
+        let mut star: Option<(usize, usize)> = None;
+        while ni < n.len() {
+            if pi < p.len() {
+                match p[pi] {
+                    '*' => {
+                        star = Some((pi, ni));
+                        pi += 1;
+                        continue;
+                    }
+                    '?' => {
+                        pi += 1;
+                        ni += 1;
+                        continue;
+                    }
+                    '[' => {
+                        if let Some((matched, len)) = class(&p[pi..], n[ni]) {
+                            if matched {
+                                pi += len;
+                                ni += 1;
+                                continue;
+                            }
+                        } else if n[ni] == '[' {
+                            pi += 1;
+                            ni += 1;
+                            continue;
+                        }
+                    }
+                    c if c == n[ni] => {
+                        pi += 1;
+                        ni += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            match star {
+                Some((sp, sn)) => {
+                    pi = sp + 1;
+                    ni = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            }
+        }
+        p[pi..].iter().all(|&c| c == '*')
+    }
+    /// `[...]` at the start of `p`: (does `c` match, pattern length); None if unterminated.
+    fn class(p: &[char], c: char) -> Option<(bool, usize)> {
+        let mut i = 1;
+        let negate = matches!(p.get(1), Some('!' | '^'));
+        if negate {
+            i += 1;
+        }
+        let mut matched = false;
+        let mut first = true;
+        while i < p.len() {
+            if p[i] == ']' && !first {
+                return Some((matched != negate, i + 1));
+            }
+            first = false;
+            if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+                if p[i] <= c && c <= p[i + 2] {
+                    matched = true;
+                }
+                i += 3;
+            } else {
+                if p[i] == c {
+                    matched = true;
+                }
+                i += 1;
+            }
+        }
+        None
+    }
+    go(&p, &n)
+}
+
+/// True if `path` (dotted) matches the whole glob `pattern`.
+pub(crate) fn glob_match(pattern: &str, path: &str) -> bool {
+    expand_braces(pattern).iter().any(|p| {
+        let pn: Vec<&str> = p.split('.').collect();
+        let nn: Vec<&str> = path.split('.').collect();
+        pn.len() == nn.len() && pn.iter().zip(&nn).all(|(a, b)| fnmatch(a, b))
+    })
+}
+
+/// Comparison of one `seriesByTag` expression.
+#[derive(Debug, Clone)]
+pub(crate) enum TagOp {
+    Eq(String),
+    Ne(String),
+    Match(regex::Regex),
+    NotMatch(regex::Regex),
+}
+
+/// One tag expression (`tag=value`, `tag!=value`, `tag=~re`, `tag!=~re`).
+#[derive(Debug, Clone)]
+pub(crate) struct TagExpr {
+    pub tag: String,
+    pub op: TagOp,
+}
+
+impl TagExpr {
+    /// Parses graphite-web's tagspec `^([^;!=]+)(!?=~?)([^;]*)$`.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let bad = || format!("Invalid tagspec {spec}");
+        let op_at = spec.find(['!', '=']).ok_or_else(bad)?;
+        let tag = &spec[..op_at];
+        if tag.is_empty() || tag.contains(';') {
+            return Err(bad());
+        }
+        let rest = &spec[op_at..];
+        let (op, value) = if let Some(v) = rest.strip_prefix("!=~") {
+            ("!=~", v)
+        } else if let Some(v) = rest.strip_prefix("!=") {
+            ("!=", v)
+        } else if let Some(v) = rest.strip_prefix("=~") {
+            ("=~", v)
+        } else if let Some(v) = rest.strip_prefix('=') {
+            ("=", v)
+        } else {
+            return Err(bad());
+        };
+        if value.contains(';') {
+            return Err(bad());
+        }
+        let anchored = || {
+            let re = if value.starts_with('^') {
+                value.to_owned()
+            } else {
+                format!("^(?:{value})")
+            };
+            regex::Regex::new(&re).map_err(|e| format!("Invalid regex in tagspec {spec}: {e}"))
+        };
+        let op = match op {
+            "=" => TagOp::Eq(value.to_owned()),
+            "!=" => TagOp::Ne(value.to_owned()),
+            "=~" => TagOp::Match(anchored()?),
+            _ => TagOp::NotMatch(anchored()?),
+        };
+        Ok(TagExpr {
+            tag: tag.to_owned(),
+            op,
+        })
+    }
+
+    pub fn matches_value(&self, value: &str) -> bool {
+        match &self.op {
+            TagOp::Eq(v) => value == v,
+            TagOp::Ne(v) => value != v,
+            TagOp::Match(re) => re.is_match(value),
+            TagOp::NotMatch(re) => !re.is_match(value),
+        }
+    }
+
+    /// Tags absent from the series compare as the empty string.
+    pub fn matches(&self, tags: &BTreeMap<String, String>) -> bool {
+        self.matches_value(tags.get(&self.tag).map_or("", String::as_str))
+    }
+}
+
+/// Parses expressions and checks that at least one can fail on an empty value.
+pub(crate) fn parse_tag_exprs(specs: &[String]) -> Result<Vec<TagExpr>, String> {
+    let exprs = specs
+        .iter()
+        .map(|s| TagExpr::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    if exprs.is_empty() || exprs.iter().all(|e| e.matches_value("")) {
+        return Err("At least one tagspec must not match the empty string".to_owned());
+    }
+    Ok(exprs)
+}
+
+/// Stored points of one in-memory metric: one slot per step from `first`, NaN = no point.
+#[derive(Debug, Clone)]
+struct Stored {
+    step: i64,
+    first: i64,
+    slots: Vec<f64>,
+}
+
+/// An in-memory [`MetricSource`] with whisper's fetch semantics (spec §7): the first point is
+/// the first step boundary after `from`, the last the boundary at or before `until`. Retention
+/// limits are not modelled: every inserted point stays readable.
+#[derive(Debug, Default)]
+pub struct MemorySource {
+    metrics: RwLock<BTreeMap<String, Stored>>,
+}
+
+impl MemorySource {
+    /// An empty source.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) a metric with a fixed step and `(timestamp, value)` points;
+    /// timestamps are floored to the step like whisper does.
+    pub fn insert(&self, name: &str, step: i64, points: impl IntoIterator<Item = (i64, f64)>) {
+        let step = step.max(1);
+        let points: Vec<(i64, f64)> = points
+            .into_iter()
+            .map(|(t, v)| (t - t.rem_euclid(step), v))
+            .collect();
+        let first = points.iter().map(|p| p.0).min().unwrap_or(0);
+        let last = points.iter().map(|p| p.0).max().unwrap_or(0);
+        let mut slots = vec![f64::NAN; ((last - first) / step + 1) as usize];
+        if points.is_empty() {
+            slots.clear();
+        }
+        for (t, v) in points {
+            slots[((t - first) / step) as usize] = v;
+        }
+        if let Ok(mut m) = self.metrics.write() {
+            m.insert(name.to_owned(), Stored { step, first, slots });
+        }
+    }
+}
+
+impl MetricSource for MemorySource {
+    fn find(&self, pattern: &str) -> Result<Vec<FindMatch>, SourceError> {
+        let metrics = self
+            .metrics
+            .read()
+            .map_err(|_| SourceError::new(pattern, "memory source lock poisoned"))?;
+        let mut out = std::collections::BTreeSet::new();
+        if pattern.contains(';') {
+            if metrics.contains_key(pattern) {
+                out.insert(FindMatch {
+                    path: pattern.to_owned(),
+                    is_leaf: true,
+                });
+            }
+            return Ok(out.into_iter().collect());
+        }
+        let depth = pattern.split('.').count();
+        for name in metrics.keys().filter(|n| !n.contains(';')) {
+            let nodes: Vec<&str> = name.split('.').collect();
+            if nodes.len() < depth {
+                continue;
+            }
+            let prefix = nodes[..depth].join(".");
+            if nodes.iter().take(depth).any(|n| n.starts_with('.')) || !glob_match(pattern, &prefix)
+            {
+                continue;
+            }
+            out.insert(FindMatch {
+                path: prefix,
+                is_leaf: nodes.len() == depth,
+            });
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    fn fetch(
+        &self,
+        name: &str,
+        from: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<Option<FetchedSeries>, SourceError> {
+        let metrics = self
+            .metrics
+            .read()
+            .map_err(|_| SourceError::new(name, "memory source lock poisoned"))?;
+        let Some(stored) = metrics.get(name) else {
+            return Ok(None);
+        };
+        if from > now {
+            return Ok(None);
+        }
+        let until = until.min(now);
+        let step = stored.step;
+        let from_i = from - from.rem_euclid(step) + step;
+        let mut until_i = until - until.rem_euclid(step) + step;
+        if from_i == until_i {
+            until_i += step;
+        }
+        if until_i < from_i {
+            return Ok(None);
+        }
+        let values = (0..(until_i - from_i) / step)
+            .map(|k| {
+                let slot = (from_i + k * step - stored.first) / step;
+                usize::try_from(slot)
+                    .ok()
+                    .and_then(|i| stored.slots.get(i))
+                    .copied()
+                    .filter(|v| !v.is_nan())
+            })
+            .collect();
+        Ok(Some(FetchedSeries {
+            start: from_i,
+            end: until_i,
+            step,
+            values,
+        }))
+    }
+
+    fn tagged_series(&self) -> Result<Vec<String>, SourceError> {
+        let metrics = self
+            .metrics
+            .read()
+            .map_err(|_| SourceError::new("tags", "memory source lock poisoned"))?;
+        Ok(metrics
+            .keys()
+            .filter(|n| n.contains(';'))
+            .cloned()
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn braces_expand_to_all_combinations() {
+        assert_eq!(expand_braces("a.{b,c}.{d,e}").len(), 4);
+        assert_eq!(expand_braces("a{b,c{d,e}}"), vec!["ab", "acd", "ace"]);
+        assert_eq!(expand_braces("a.{b"), vec!["a.{b"]);
+    }
+
+    #[test]
+    fn fnmatch_semantics() {
+        assert!(fnmatch("web*", "web"));
+        assert!(fnmatch("web*", "web12"));
+        assert!(fnmatch("w?b", "wab"));
+        assert!(!fnmatch("w?b", "wb"));
+        assert!(fnmatch("[a-c]x", "bx"));
+        assert!(!fnmatch("[!a-c]x", "bx"));
+        assert!(fnmatch("*a*b*", "xxaxxbxx"));
+        assert!(!fnmatch("*a*b", "xxaxxbxx"));
+        assert!(fnmatch("[0-9][0-9]", "42"));
+        assert!(!fnmatch("web", "Web"));
+        assert!(glob_match("a.{b*,c}.d", "a.bee.d"));
+        assert!(!glob_match("a.*", "a.b.c"));
+    }
+
+    #[test]
+    fn tag_expressions() {
+        let mut tags = BTreeMap::new();
+        tags.insert("name".to_owned(), "disk.used".to_owned());
+        tags.insert("dc".to_owned(), "east".to_owned());
+        assert!(TagExpr::parse("dc=east").unwrap().matches(&tags));
+        assert!(TagExpr::parse("dc!=west").unwrap().matches(&tags));
+        assert!(TagExpr::parse("dc=~ea").unwrap().matches(&tags));
+        assert!(
+            !TagExpr::parse("dc=~st").unwrap().matches(&tags),
+            "anchored at the start"
+        );
+        assert!(
+            TagExpr::parse("host!=web1").unwrap().matches(&tags),
+            "absent compares as ''"
+        );
+        assert!(TagExpr::parse("name=~disk\\.").unwrap().matches(&tags));
+        assert!(TagExpr::parse("bad").is_err());
+        assert!(parse_tag_exprs(&["a!=b".to_owned()]).is_err());
+        assert!(parse_tag_exprs(&["a!=b".to_owned(), "c=d".to_owned()]).is_ok());
+    }
+
+    #[test]
+    fn memory_fetch_has_whisper_boundaries() {
+        let src = MemorySource::new();
+        src.insert("a.b", 60, (0..100).map(|i| (6000 + i * 60, i as f64)));
+        // from=E-3600, until=E at 60 s → 60 points from E-3540 to E (spec §7).
+        let e = 9000;
+        let f = src.fetch("a.b", e - 3600, e, e).unwrap().unwrap();
+        assert_eq!((f.start, f.end, f.values.len()), (e - 3540, e + 60, 60));
+        assert!(src.fetch("a.b", e + 10, e + 100, e).unwrap().is_none());
+        let m = src.find("a.*").unwrap();
+        assert_eq!(
+            m,
+            vec![FindMatch {
+                path: "a.b".into(),
+                is_leaf: true
+            }]
+        );
+        assert_eq!(
+            src.find("*").unwrap()[0],
+            FindMatch {
+                path: "a".into(),
+                is_leaf: false
+            }
+        );
+    }
+}
