@@ -18,6 +18,12 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[carbon]`: the Carbon plaintext receiver.
     pub carbon: CarbonConfig,
+    /// `[statsd]`: the StatsD server (Etsy's options under snake_case names).
+    pub statsd: charcoal_statsd::Config,
+    /// `[web]`: the render API and UI.
+    pub web: charcoal_web::Config,
+    /// `[agent]`: the node agent.
+    pub agent: charcoal_node_agent::Config,
 }
 
 /// `[log]`.
@@ -206,6 +212,28 @@ pub fn validate(config: &Config) -> Result<()> {
     }
     crate::listen::check_address(&config.carbon.listen)
         .map_err(|e| config_error(format!("carbon.listen: {e}")))?;
+    config
+        .statsd
+        .validate()
+        .map_err(|e| config_error(format!("statsd.{e}")))?;
+    for (key, address) in [
+        ("statsd.listen", &config.statsd.listen),
+        ("statsd.tcp_listen", &config.statsd.tcp_listen),
+    ] {
+        crate::listen::check_address(address).map_err(|e| config_error(format!("{key}: {e}")))?;
+    }
+    if !config.statsd.admin_listen.is_empty() {
+        crate::listen::check_address(&config.statsd.admin_listen)
+            .map_err(|e| config_error(format!("statsd.admin_listen: {e}")))?;
+    }
+    config
+        .web
+        .validate()
+        .map_err(|e| config_error(format!("web.{e}")))?;
+    config
+        .agent
+        .validate()
+        .map_err(|e| config_error(format!("agent.{e}")))?;
     Ok(())
 }
 

@@ -84,6 +84,16 @@ pub struct Config {
     /// Also accept newline-separated lines over TCP (Etsy's `./servers/tcp`); the binary
     /// binds the listener.
     pub tcp: bool,
+    /// UDP address (`HOST:PORT`; IPv6 `[::1]:8125`) [`address`/`port`].
+    pub listen: String,
+    /// Address of the TCP line server when `tcp` is on.
+    pub tcp_listen: String,
+    /// Admin interface address [`mgmt_address`/`mgmt_port`]; empty disables it.
+    pub admin_listen: String,
+    /// Carbon plaintext `HOST:PORT` to flush to (carbon-cache, carbon-c-relay, go-carbon,
+    /// VictoriaMetrics, another Charcoal) [`graphiteHost`/`graphitePort`]; empty means the
+    /// embedded store when there is one.
+    pub carbon: String,
 }
 
 impl Default for Config {
@@ -116,6 +126,10 @@ impl Default for Config {
             workers: 0,
             udp_recv_buffer: 32 * 1024 * 1024,
             tcp: false,
+            listen: "127.0.0.1:8125".into(),
+            tcp_listen: "127.0.0.1:8125".into(),
+            admin_listen: "127.0.0.1:8126".into(),
+            carbon: String::new(),
         }
     }
 }

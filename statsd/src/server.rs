@@ -162,11 +162,14 @@ async fn flush_loop(
             _ = tokio::time::sleep(wait) => None,
             Some(r) = requests.recv() => Some(r),
             _ = &mut final_rx => {
-                run_flush(&agg, &sinks).await;
+                // The final flush closes the interval in progress, so it carries that
+                // interval's scheduled time: stamped "now", it would fall in the same storage
+                // slot as the previous flush and overwrite it.
+                run_flush(&agg, &sinks, deadline).await;
                 break;
             }
         };
-        let flush = run_flush(&agg, &sinks).await;
+        let flush = run_flush(&agg, &sinks, system_now_ms()).await;
         match reply {
             Some(r) => {
                 let _ = r.send(flush);
@@ -176,10 +179,10 @@ async fn flush_loop(
     }
 }
 
-async fn run_flush(agg: &Arc<Aggregator>, sinks: &Arc<[Arc<dyn Sink>]>) -> Arc<Flush> {
+async fn run_flush(agg: &Arc<Aggregator>, sinks: &Arc<[Arc<dyn Sink>]>, at_ms: i64) -> Arc<Flush> {
     let (agg2, sinks2) = (Arc::clone(agg), Arc::clone(sinks));
     let res = tokio::task::spawn_blocking(move || {
-        let flush = Arc::new(agg2.flush(system_now_ms()));
+        let flush = Arc::new(agg2.flush(at_ms));
         let started = Instant::now();
         let mut failed = false;
         for sink in sinks2.iter() {

@@ -299,3 +299,24 @@ fn more_metrics_than_open_files_all_reach_disk() {
     );
     store.close();
 }
+
+#[test]
+fn successive_passes_append_to_the_ring() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = StorageRules::with_default_retention(vec![
+        Retention::new(1, 600),
+        Retention::new(10, 8640),
+    ]);
+    let store = open(&config(dir.path()), rules);
+    for i in 0..5 {
+        store.write("ring.m", i as f64, NOW - 5 + i).unwrap();
+        assert!(store.flush(Duration::from_secs(10)));
+    }
+    store.close();
+    let file = Whisper::open_read_only(&dir.path().join("ring/m.wsp")).unwrap();
+    let s = file.fetch(NOW - 6, NOW, NOW).unwrap().unwrap();
+    assert_eq!(
+        s.values,
+        [Some(0.0), Some(1.0), Some(2.0), Some(3.0), Some(4.0), None]
+    );
+}

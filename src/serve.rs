@@ -1,0 +1,336 @@
+//! Wiring: one process running the parts an operator asked for (`charcoal serve` runs all of
+//! them; `charcoal statsd|carbon|web|agent` one each), with one start-up and one shutdown
+//! order: stop accepting → drain socket buffers → final StatsD flush → store cache flush → exit.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use charcoal_statsd::{CarbonSink, CarbonSinkConfig, CarbonSinkHandle, Flush, Sink, SinkError};
+use charcoal_store::{CarbonReceiver, Store, StoreError};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config};
+use crate::signals::{Event, Signals};
+
+/// Where StatsD flushes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsdSink {
+    /// Into this process's store.
+    Store,
+    /// Carbon plaintext to `HOST:PORT`.
+    Carbon(String),
+    /// Nowhere (an Etsy config without `graphiteHost`: aggregates are computed and dropped).
+    Discard,
+}
+
+/// StatsD listeners (more than one when an Etsy config lists several servers).
+#[derive(Debug, Clone, Default)]
+pub struct StatsdListen {
+    /// UDP addresses.
+    pub udp: Vec<String>,
+    /// TCP line-server addresses.
+    pub tcp: Vec<String>,
+}
+
+/// Which parts run.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    pub statsd: Option<(StatsdSink, StatsdListen)>,
+    pub carbon: bool,
+    pub web: bool,
+    pub agent: bool,
+}
+
+impl Parts {
+    fn needs_store(&self) -> bool {
+        self.carbon || self.web || matches!(self.statsd, Some((StatsdSink::Store, _)))
+    }
+}
+
+pub fn run(config: Config, parts: Parts, config_path: Option<PathBuf>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("charcoal-io")
+        .build()?;
+    runtime.block_on(serve(config, parts, config_path))
+}
+
+/// The running parts, in the order they are stopped.
+struct Running {
+    agent: Option<charcoal_node_agent::AgentHandle>,
+    statsd: Option<charcoal_statsd::ServerHandle>,
+    carbon_sink: Option<CarbonSinkHandle>,
+    carbon: Option<CarbonReceiver>,
+    web: Option<charcoal_web::WebServer>,
+    store: Option<Store>,
+}
+
+async fn serve(config: Config, parts: Parts, config_path: Option<PathBuf>) -> Result<()> {
+    let mut signals = Signals::install()?;
+    let token = CancellationToken::new();
+    let running = start(&config, &parts, &token).await?;
+    loop {
+        match signals.next().await {
+            Event::Stop => break,
+            Event::Reload => reload(running.store.as_ref(), &config, config_path.as_deref()),
+        }
+    }
+    tracing::info!("stopping: draining sockets, flushing StatsD and the store cache");
+    signals.force_exit_on_second();
+    stop(running, &token).await;
+    Ok(())
+}
+
+async fn start(config: &Config, parts: &Parts, token: &CancellationToken) -> Result<Running> {
+    let store = if parts.needs_store() {
+        let rules = config::storage_rules(&config.store)?;
+        let store = Store::open(&config.store, rules)
+            .with_context(|| format!("opening {}", config.store.data_dir.display()))?;
+        tracing::info!(data_dir = %config.store.data_dir.display(), "store open");
+        Some(store)
+    } else {
+        None
+    };
+    let mut running = Running {
+        agent: None,
+        statsd: None,
+        carbon_sink: None,
+        carbon: None,
+        web: None,
+        store: store.clone(),
+    };
+    // Stop whatever started if a later part fails to start.
+    match start_parts(config, parts, token, store, &mut running).await {
+        Ok(()) => Ok(running),
+        Err(e) => {
+            stop(running, token).await;
+            Err(e)
+        }
+    }
+}
+
+async fn start_parts(
+    config: &Config,
+    parts: &Parts,
+    token: &CancellationToken,
+    store: Option<Store>,
+    running: &mut Running,
+) -> Result<()> {
+    let mut carbon_tcp: Option<SocketAddr> = None;
+    if parts.carbon
+        && let Some(store) = &store
+    {
+        let (tcp, udp) = crate::listen::tcp_and_udp(&config.carbon.listen, config.carbon.udp)?;
+        let addr = tcp.local_addr()?;
+        carbon_tcp = Some(addr);
+        tracing::info!(
+            tcp = %addr,
+            udp = ?udp.as_ref().and_then(|u| u.local_addr().ok()),
+            "carbon receiver listening"
+        );
+        running.carbon = Some(CarbonReceiver::start(
+            store.clone(),
+            Some(tcp),
+            udp,
+            &config.carbon,
+            token.child_token(),
+        ));
+    }
+    if parts.web
+        && let Some(store) = &store
+    {
+        let listener = crate::listen::tcp(config.web.listen)?;
+        let state = charcoal_web::AppState::new(Arc::new(store.clone()), config.web.clone())
+            .map_err(|e| config::ConfigError(format!("web.{e}")))?;
+        running.web = Some(charcoal_web::serve(listener, state, token.child_token())?);
+    }
+    if let Some((sink, listen)) = &parts.statsd {
+        let (handle, carbon_sink) = start_statsd(config, sink, listen, store.as_ref(), token)?;
+        running.statsd = Some(handle);
+        running.carbon_sink = carbon_sink;
+    }
+    if parts.agent {
+        let mut agent = config.agent.clone();
+        // Inside `serve`, the agent reports this host into our own Carbon receiver.
+        if agent.statsd.is_none()
+            && agent.carbon.is_none()
+            && let Some(addr) = carbon_tcp
+        {
+            agent.carbon = Some(addr.to_string());
+        }
+        let munin = if agent.munin_listen.is_empty() {
+            None
+        } else {
+            Some(crate::listen::tcp(crate::listen::resolve(
+                &agent.munin_listen,
+            )?)?)
+        };
+        if let Some(l) = &munin {
+            tracing::info!(addr = %l.local_addr()?, "munin-node protocol listening");
+        }
+        running.agent = Some(charcoal_node_agent::run(agent, munin, token.child_token()).await?);
+    }
+    Ok(())
+}
+
+fn start_statsd(
+    config: &Config,
+    sink: &StatsdSink,
+    listen: &StatsdListen,
+    store: Option<&Store>,
+    token: &CancellationToken,
+) -> Result<(charcoal_statsd::ServerHandle, Option<CarbonSinkHandle>)> {
+    let statsd = &config.statsd;
+    let workers = if statsd.workers == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        statsd.workers
+    };
+    let mut sockets = charcoal_statsd::Sockets::default();
+    for address in &listen.udp {
+        let addr = crate::listen::resolve(address)?;
+        let bound = charcoal_statsd::bind_udp(addr, workers, statsd.udp_recv_buffer)?;
+        if let Some(first) = bound.first() {
+            tracing::info!(udp = %first.local_addr()?, workers, "statsd listening");
+        }
+        sockets.udp.extend(bound);
+    }
+    for address in &listen.tcp {
+        let listener = crate::listen::tcp(crate::listen::resolve(address)?)?;
+        tracing::info!(tcp = %listener.local_addr()?, "statsd tcp listening");
+        sockets
+            .tcp
+            .push(charcoal_statsd::LineListener::Tcp(listener));
+    }
+    if !statsd.admin_listen.is_empty() {
+        let admin = crate::listen::tcp(crate::listen::resolve(&statsd.admin_listen)?)?;
+        tracing::info!(admin = %admin.local_addr()?, "statsd admin listening");
+        sockets.admin = Some(admin);
+    }
+    let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+    let mut carbon_handle = None;
+    match sink {
+        StatsdSink::Store => {
+            if let Some(store) = store {
+                sinks.push(Arc::new(StoreSink::new(store.clone())));
+            }
+        }
+        StatsdSink::Carbon(target) => {
+            let (sink, handle) = CarbonSink::spawn(CarbonSinkConfig::new(target.clone()));
+            tracing::info!(carbon = %target, "statsd flushes to carbon");
+            sinks.push(Arc::new(sink));
+            carbon_handle = Some(handle);
+        }
+        StatsdSink::Discard => {
+            tracing::warn!("statsd has no sink: aggregates are computed and dropped");
+        }
+    }
+    let handle = charcoal_statsd::spawn(statsd.clone(), sockets, sinks, token.child_token())?;
+    Ok((handle, carbon_handle))
+}
+
+/// The shutdown order: clients of our own listeners first (the agent), then StatsD (its final
+/// flush goes into the store or Carbon), then the receivers drain, then the web API, and last
+/// the store writes its cache.
+async fn stop(running: Running, token: &CancellationToken) {
+    let started = Instant::now();
+    if let Some(agent) = running.agent {
+        agent.shutdown().await;
+    }
+    if let Some(statsd) = running.statsd
+        && let Err(e) = statsd.shutdown().await
+    {
+        tracing::error!(error = %e, "statsd shutdown");
+    }
+    if let Some(sink) = running.carbon_sink {
+        sink.shutdown().await;
+    }
+    if let Some(carbon) = running.carbon {
+        carbon.shutdown().await;
+    }
+    token.cancel();
+    if let Some(web) = running.web
+        && let Err(e) = web.shutdown().await
+    {
+        tracing::error!(error = %e, "web shutdown");
+    }
+    if let Some(store) = running.store {
+        let closing = store.clone();
+        let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+    }
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "stopped");
+}
+
+/// SIGHUP: re-reads the configuration; the storage rules for new files change live. A bad
+/// file is refused and the old configuration kept.
+fn reload(store: Option<&Store>, current: &Config, path: Option<&std::path::Path>) {
+    let loaded = config::load(path, std::env::vars()).and_then(|mut c| {
+        c.store.data_dir = current.store.data_dir.clone();
+        config::validate(&c)?;
+        Ok(c)
+    });
+    match loaded.and_then(|c| config::storage_rules(&c.store)) {
+        Ok(rules) => {
+            if let Some(store) = store {
+                store.set_rules(rules);
+            }
+            tracing::info!("configuration reloaded: storage rules for new files updated");
+        }
+        Err(e) => tracing::error!(
+            error = %format!("{e:#}"),
+            "reload refused; keeping the old configuration"
+        ),
+    }
+}
+
+/// StatsD flushes written into the embedded store. A full cache slows the flush down (the
+/// writers make room) rather than losing points.
+struct StoreSink {
+    store: Store,
+    refused: AtomicU64,
+}
+
+impl StoreSink {
+    fn new(store: Store) -> StoreSink {
+        StoreSink {
+            store,
+            refused: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Sink for StoreSink {
+    fn name(&self) -> &'static str {
+        "store"
+    }
+
+    fn deliver(&self, flush: &Arc<Flush>) -> Result<(), SinkError> {
+        let mut first_error = None;
+        for point in flush.points() {
+            loop {
+                match self.store.write(point.name, point.value, point.timestamp) {
+                    Ok(()) => break,
+                    Err(StoreError::CacheFull { .. }) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => {
+                        self.refused.fetch_add(1, Ordering::Relaxed);
+                        first_error.get_or_insert(e);
+                        break;
+                    }
+                }
+            }
+        }
+        match first_error {
+            None => Ok(()),
+            Some(e) => Err(SinkError::Other {
+                sink: "store",
+                source: Box::new(e),
+            }),
+        }
+    }
+}
