@@ -24,6 +24,8 @@ pub struct Config {
     pub web: charcoal_web::Config,
     /// `[agent]`: the node agent.
     pub agent: charcoal_node_agent::Config,
+    /// `[ops]`: self-monitoring.
+    pub ops: crate::ops::OpsConfig,
 }
 
 /// `[log]`.

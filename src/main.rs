@@ -6,6 +6,7 @@ mod bench_statsd;
 mod config;
 mod listen;
 mod logging;
+mod ops;
 mod pyfmt;
 mod serve;
 mod signals;

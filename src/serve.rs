@@ -14,6 +14,7 @@ use charcoal_store::{CarbonReceiver, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
+use crate::ops::{self, Observed};
 use crate::signals::{Event, Signals};
 
 /// Where StatsD flushes go.
@@ -61,6 +62,8 @@ pub fn run(config: Config, parts: Parts, config_path: Option<PathBuf>) -> Result
 
 /// The running parts, in the order they are stopped.
 struct Running {
+    observed: Arc<Observed>,
+    self_metrics: Option<tokio::task::JoinHandle<()>>,
     agent: Option<charcoal_node_agent::AgentHandle>,
     statsd: Option<charcoal_statsd::ServerHandle>,
     carbon_sink: Option<CarbonSinkHandle>,
@@ -96,6 +99,8 @@ async fn start(config: &Config, parts: &Parts, token: &CancellationToken) -> Res
         None
     };
     let mut running = Running {
+        observed: Arc::new(Observed::new()),
+        self_metrics: None,
         agent: None,
         statsd: None,
         carbon_sink: None,
@@ -120,6 +125,8 @@ async fn start_parts(
     store: Option<Store>,
     running: &mut Running,
 ) -> Result<()> {
+    let mut observed = Observed::new();
+    observed.store = store.clone();
     let mut carbon_tcp: Option<SocketAddr> = None;
     if parts.carbon
         && let Some(store) = &store
@@ -132,24 +139,19 @@ async fn start_parts(
             udp = ?udp.as_ref().and_then(|u| u.local_addr().ok()),
             "carbon receiver listening"
         );
-        running.carbon = Some(CarbonReceiver::start(
+        let receiver = CarbonReceiver::start(
             store.clone(),
             Some(tcp),
             udp,
             &config.carbon,
             token.child_token(),
-        ));
-    }
-    if parts.web
-        && let Some(store) = &store
-    {
-        let listener = crate::listen::tcp(config.web.listen)?;
-        let state = charcoal_web::AppState::new(Arc::new(store.clone()), config.web.clone())
-            .map_err(|e| config::ConfigError(format!("web.{e}")))?;
-        running.web = Some(charcoal_web::serve(listener, state, token.child_token())?);
+        );
+        observed.carbon = Some(Arc::clone(receiver.stats()));
+        running.carbon = Some(receiver);
     }
     if let Some((sink, listen)) = &parts.statsd {
         let (handle, carbon_sink) = start_statsd(config, sink, listen, store.as_ref(), token)?;
+        observed.statsd = Some(handle.stats());
         running.statsd = Some(handle);
         running.carbon_sink = carbon_sink;
     }
@@ -172,8 +174,46 @@ async fn start_parts(
         if let Some(l) = &munin {
             tracing::info!(addr = %l.local_addr()?, "munin-node protocol listening");
         }
-        running.agent = Some(charcoal_node_agent::run(agent, munin, token.child_token()).await?);
+        let handle = charcoal_node_agent::run(agent, munin, token.child_token()).await?;
+        observed.agent = Some(handle.stats_reader());
+        running.agent = Some(handle);
     }
+    let observed = Arc::new(observed);
+    running.observed = Arc::clone(&observed);
+    // The web API comes last: once it answers, everything else is up.
+    if parts.web
+        && let Some(store) = &store
+    {
+        let listener = crate::listen::tcp(config.web.listen)?;
+        let state = charcoal_web::AppState::new(Arc::new(store.clone()), config.web.clone())
+            .map_err(|e| config::ConfigError(format!("web.{e}")))?;
+        let router = ops::with_ops_routes(charcoal_web::app(state), Arc::clone(&observed));
+        running.web = Some(charcoal_web::serve_router(
+            listener,
+            router,
+            config.web.shutdown_grace,
+            token.child_token(),
+        )?);
+    }
+    if let Some(store) = &store
+        && !config.ops.self_metrics_interval.is_zero()
+    {
+        let prefix = if config.ops.self_metrics_prefix.is_empty() {
+            format!("charcoal.{}", ops::host_node())
+        } else {
+            config.ops.self_metrics_prefix.clone()
+        };
+        running.self_metrics = Some(tokio::spawn(ops::store_self_metrics(
+            Arc::clone(&observed),
+            store.clone(),
+            prefix,
+            config.ops.self_metrics_interval,
+            token.child_token(),
+        )));
+    }
+    observed
+        .ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     Ok(())
 }
 
@@ -238,6 +278,10 @@ fn start_statsd(
 /// the store writes its cache.
 async fn stop(running: Running, token: &CancellationToken) {
     let started = Instant::now();
+    running
+        .observed
+        .ready
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     if let Some(agent) = running.agent {
         agent.shutdown().await;
     }
@@ -253,6 +297,9 @@ async fn stop(running: Running, token: &CancellationToken) {
         carbon.shutdown().await;
     }
     token.cancel();
+    if let Some(task) = running.self_metrics {
+        let _ = task.await;
+    }
     if let Some(web) = running.web
         && let Err(e) = web.shutdown().await
     {

@@ -133,6 +133,17 @@ impl Sampler {
     }
 }
 
+/// Reads the counters of a running agent.
+#[derive(Debug, Clone)]
+pub struct StatsReader(Arc<Stats>);
+
+impl StatsReader {
+    /// The counters now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        self.0.snapshot()
+    }
+}
+
 /// A running agent. Dropping it does not stop the agent; cancel the token given to [`run`]
 /// (or call [`AgentHandle::shutdown`]) and await [`AgentHandle::join`].
 #[derive(Debug)]
@@ -158,6 +169,11 @@ impl AgentHandle {
     /// The agent's counters.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
+    }
+
+    /// A reader of the agent's counters that outlives the handle (for self-monitoring).
+    pub fn stats_reader(&self) -> StatsReader {
+        StatsReader(Arc::clone(&self.stats))
     }
 
     /// Waits until the shutdown token is cancelled and every task has finished: the munin

@@ -82,7 +82,7 @@ mod sender;
 mod statfs;
 mod stats;
 
-pub use agent::{AgentHandle, Sampler, run};
+pub use agent::{AgentHandle, Sampler, StatsReader, run};
 pub use config::Config;
 pub use error::{AgentError, ConfigError};
 pub use stats::StatsSnapshot;

@@ -33,7 +33,11 @@ fn start(data: &std::path::Path) -> Stack {
             "--flush-interval",
             "1s",
         ],
-        &[("CHARCOAL_STORE__DEFAULT_RETENTION", "1s:10m,10s:1d")],
+        &[
+            ("CHARCOAL_STORE__DEFAULT_RETENTION", "1s:10m,10s:1d"),
+            ("CHARCOAL_OPS__SELF_METRICS_INTERVAL", "1s"),
+            ("CHARCOAL_OPS__SELF_METRICS_PREFIX", "charcoal.testhost"),
+        ],
     );
     let web = address(&server.wait_for("web API listening"), "local_addr");
     let statsd = address(&server.wait_for("statsd listening"), "udp");
@@ -97,6 +101,40 @@ fn statsd_and_carbon_traffic_is_graphable_and_survives_a_restart() {
     wait_for_sum(&stack.web, "stats_counts.serve.hits", 10.0);
     wait_for_sum(&stack.web, "serve.carbon", 15.0);
     wait_for_sum(&stack.web, "stats.timers.serve.latency.count", 10.0);
+    // Operations endpoints and our own metrics, in Prometheus format and in the store.
+    assert_eq!(http_get(&stack.web, "/health"), (200, "ok\n".to_owned()));
+    assert_eq!(http_get(&stack.web, "/ready"), (200, "ready\n".to_owned()));
+    let (status, text) = http_get(&stack.web, "/metrics");
+    assert_eq!(status, 200);
+    assert!(text.contains("charcoal_statsd_lines_total 20"), "{text}");
+    assert!(
+        text.contains("# TYPE charcoal_store_cache_size gauge"),
+        "{text}"
+    );
+    let (status, find) = http_get(&stack.web, "/metrics?query=stats_counts.serve.*");
+    assert_eq!(status, 200, "graphite's /metrics alias of find still works");
+    assert!(find.contains("\"hits\""), "{find}");
+    for _ in 0..200 {
+        if rendered_sum(
+            &stack.web,
+            "charcoal.testhost.carbon.metrics_received",
+            "1min",
+        )
+        .is_some()
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        rendered_sum(
+            &stack.web,
+            "charcoal.testhost.carbon.metrics_received",
+            "1min"
+        )
+        .is_some(),
+        "self metrics are stored"
+    );
     stack.server.signal(libc::SIGTERM);
     assert!(stack.server.wait().success());
 

@@ -175,9 +175,19 @@ pub fn serve(
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<WebServer> {
-    let local_addr = listener.local_addr()?;
     let grace = state.inner.config.shutdown_grace;
-    let router = app(state);
+    serve_router(listener, app(state), grace, shutdown)
+}
+
+/// Like [`serve`] for a router the caller composed (e.g. [`app`] merged with operational
+/// endpoints), draining for at most `grace` after `shutdown` fires.
+pub fn serve_router(
+    listener: TcpListener,
+    router: axum::Router,
+    grace: Duration,
+    shutdown: CancellationToken,
+) -> std::io::Result<WebServer> {
+    let local_addr = listener.local_addr()?;
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
         axum::serve(listener, router)

@@ -36,6 +36,6 @@ mod store_source;
 
 pub use config::{Config, ConfigError};
 pub use error::{ApiError, EvalError, ParseError, SourceError, TimeError};
-pub use http::{AppState, GRAPHITE_VERSION, WebServer, app, serve};
+pub use http::{AppState, GRAPHITE_VERSION, WebServer, app, serve, serve_router};
 pub use parse::check_target;
 pub use source::{FetchedSeries, FindMatch, MemorySource, MetricSource};
