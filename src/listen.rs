@@ -52,16 +52,3 @@ pub fn udp(addr: SocketAddr) -> Result<tokio::net::UdpSocket> {
         .with_context(|| format!("cannot listen on udp {addr}"))?;
     Ok(tokio::net::UdpSocket::from_std(s.into())?)
 }
-
-/// TCP and (optionally) UDP on the same address. With port 0 the TCP port is picked first and
-/// UDP takes the same one.
-pub fn tcp_and_udp(
-    address: &str,
-    with_udp: bool,
-) -> Result<(tokio::net::TcpListener, Option<tokio::net::UdpSocket>)> {
-    let addr = resolve(address)?;
-    let listener = tcp(addr)?;
-    let bound = listener.local_addr()?;
-    let udp = if with_udp { Some(udp(bound)?) } else { None };
-    Ok((listener, udp))
-}

@@ -4,6 +4,7 @@
 mod bench_carbon;
 mod bench_statsd;
 mod config;
+mod handoff;
 mod listen;
 mod logging;
 mod ops;

@@ -28,6 +28,10 @@ pub struct OpsConfig {
     /// Prefix of our own metrics; empty means `charcoal.<hostname>` (dots in the host name
     /// become `_`).
     pub self_metrics_prefix: String,
+    /// Unix socket where a new Charcoal takes over this one's listening sockets for an
+    /// upgrade without loss; empty means `.charcoal.sock` in the data directory, `off`
+    /// disables it.
+    pub handoff_socket: String,
 }
 
 impl Default for OpsConfig {
@@ -35,6 +39,7 @@ impl Default for OpsConfig {
         OpsConfig {
             self_metrics_interval: Duration::from_secs(10),
             self_metrics_prefix: String::new(),
+            handoff_socket: String::new(),
         }
     }
 }

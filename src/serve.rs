@@ -14,6 +14,7 @@ use charcoal_store::{CarbonReceiver, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
+use crate::handoff::{Inherited, Inventory};
 use crate::ops::{self, Observed};
 use crate::signals::{Event, Signals};
 
@@ -52,6 +53,82 @@ impl Parts {
     }
 }
 
+/// Binds listeners, preferring sockets inherited from a predecessor (see `handoff.rs`), and
+/// records every socket so a successor can take them over in turn.
+#[derive(Default)]
+struct Binder {
+    inherited: Inherited,
+    inventory: Inventory,
+}
+
+impl Binder {
+    fn tcp(&mut self, name: &str, address: &str) -> Result<tokio::net::TcpListener> {
+        let want = crate::listen::resolve(address)?;
+        let listener = match self.inherited.tcp(name, want) {
+            Some(l) => {
+                l.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(l)?
+            }
+            None => crate::listen::tcp(want)?,
+        };
+        self.inventory.add(name, &listener)?;
+        Ok(listener)
+    }
+
+    fn udp(&mut self, name: &str, want: SocketAddr) -> Result<tokio::net::UdpSocket> {
+        let socket = match self.inherited.udp(name, want) {
+            Some(s) => {
+                s.set_nonblocking(true)?;
+                tokio::net::UdpSocket::from_std(s)?
+            }
+            None => crate::listen::udp(want)?,
+        };
+        self.inventory.add(name, &socket)?;
+        Ok(socket)
+    }
+
+    /// Carbon's TCP listener and UDP socket on one address (UDP takes TCP's port when the
+    /// configured port is 0).
+    fn carbon(
+        &mut self,
+        address: &str,
+        with_udp: bool,
+    ) -> Result<(tokio::net::TcpListener, Option<tokio::net::UdpSocket>)> {
+        let tcp = self.tcp("carbon.tcp", address)?;
+        let udp = if with_udp {
+            Some(self.udp("carbon.udp", tcp.local_addr()?)?)
+        } else {
+            None
+        };
+        Ok((tcp, udp))
+    }
+
+    /// StatsD's group of UDP sockets on `address` (one per worker).
+    fn statsd_udp(
+        &mut self,
+        address: &str,
+        workers: usize,
+        buffer: usize,
+    ) -> Result<Vec<std::net::UdpSocket>> {
+        let want = crate::listen::resolve(address)?;
+        let prefix = format!("statsd.udp {address} ");
+        let mut sockets = Vec::new();
+        while let Some(s) = self
+            .inherited
+            .udp(&format!("{prefix}{}", sockets.len()), want)
+        {
+            sockets.push(s);
+        }
+        if sockets.is_empty() {
+            sockets = charcoal_statsd::bind_udp(want, workers, buffer)?;
+        }
+        for (i, s) in sockets.iter().enumerate() {
+            self.inventory.add(&format!("{prefix}{i}"), s)?;
+        }
+        Ok(sockets)
+    }
+}
+
 pub fn run(config: Config, parts: Parts, config_path: Option<PathBuf>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -75,20 +152,70 @@ struct Running {
 async fn serve(config: Config, parts: Parts, config_path: Option<PathBuf>) -> Result<()> {
     let mut signals = Signals::install()?;
     let token = CancellationToken::new();
-    let running = start(&config, &parts, &token).await?;
+    let handoff_path = handoff_path(&config, &parts);
+    let mut binder = Binder::default();
+    if let Some(path) = &handoff_path {
+        let request = path.clone();
+        if let Some(inherited) =
+            tokio::task::spawn_blocking(move || crate::handoff::request(&request)).await??
+        {
+            tracing::info!(
+                sockets = ?inherited.leftovers(),
+                "took over the listening sockets of the running process"
+            );
+            binder.inherited = inherited;
+        }
+    }
+    let (running, binder) = start(&config, &parts, &token, binder).await?;
+    let leftovers = binder.inherited.leftovers();
+    if !leftovers.is_empty() {
+        tracing::info!(sockets = ?leftovers, "inherited sockets not used by this configuration");
+    }
+    let replaced = CancellationToken::new();
+    let handoff = match &handoff_path {
+        Some(path) => Some(crate::handoff::serve(
+            path.clone(),
+            Arc::new(std::sync::Mutex::new(binder.inventory)),
+            replaced.clone(),
+            token.child_token(),
+        )?),
+        None => None,
+    };
     loop {
-        match signals.next().await {
-            Event::Stop => break,
-            Event::Reload => reload(running.store.as_ref(), &config, config_path.as_deref()),
+        tokio::select! {
+            event = signals.next() => match event {
+                Event::Stop => break,
+                Event::Reload => reload(running.store.as_ref(), &config, config_path.as_deref()),
+            },
+            _ = replaced.cancelled() => break,
         }
     }
     tracing::info!("stopping: draining sockets, flushing StatsD and the store cache");
     signals.force_exit_on_second();
     stop(running, &token).await;
+    if let Some(task) = handoff {
+        let _ = task.await;
+    }
     Ok(())
 }
 
-async fn start(config: &Config, parts: &Parts, token: &CancellationToken) -> Result<Running> {
+/// Where this process offers its sockets to a successor: `[ops] handoff_socket`, by default
+/// `.charcoal.sock` in the data directory (when there is a store); `off` disables it.
+fn handoff_path(config: &Config, parts: &Parts) -> Option<PathBuf> {
+    match config.ops.handoff_socket.as_str() {
+        "off" => None,
+        "" if parts.needs_store() => Some(config.store.data_dir.join(".charcoal.sock")),
+        "" => None,
+        path => Some(PathBuf::from(path)),
+    }
+}
+
+async fn start(
+    config: &Config,
+    parts: &Parts,
+    token: &CancellationToken,
+    mut binder: Binder,
+) -> Result<(Running, Binder)> {
     let store = if parts.needs_store() {
         let rules = config::storage_rules(&config.store)?;
         let store = Store::open(&config.store, rules)
@@ -109,8 +236,8 @@ async fn start(config: &Config, parts: &Parts, token: &CancellationToken) -> Res
         store: store.clone(),
     };
     // Stop whatever started if a later part fails to start.
-    match start_parts(config, parts, token, store, &mut running).await {
-        Ok(()) => Ok(running),
+    match start_parts(config, parts, token, store, &mut running, &mut binder).await {
+        Ok(()) => Ok((running, binder)),
         Err(e) => {
             stop(running, token).await;
             Err(e)
@@ -124,6 +251,7 @@ async fn start_parts(
     token: &CancellationToken,
     store: Option<Store>,
     running: &mut Running,
+    binder: &mut Binder,
 ) -> Result<()> {
     let mut observed = Observed::new();
     observed.store = store.clone();
@@ -131,7 +259,7 @@ async fn start_parts(
     if parts.carbon
         && let Some(store) = &store
     {
-        let (tcp, udp) = crate::listen::tcp_and_udp(&config.carbon.listen, config.carbon.udp)?;
+        let (tcp, udp) = binder.carbon(&config.carbon.listen, config.carbon.udp)?;
         let addr = tcp.local_addr()?;
         carbon_tcp = Some(addr);
         tracing::info!(
@@ -150,7 +278,8 @@ async fn start_parts(
         running.carbon = Some(receiver);
     }
     if let Some((sink, listen)) = &parts.statsd {
-        let (handle, carbon_sink) = start_statsd(config, sink, listen, store.as_ref(), token)?;
+        let (handle, carbon_sink) =
+            start_statsd(config, sink, listen, store.as_ref(), token, binder)?;
         observed.statsd = Some(handle.stats());
         running.statsd = Some(handle);
         running.carbon_sink = carbon_sink;
@@ -167,9 +296,7 @@ async fn start_parts(
         let munin = if agent.munin_listen.is_empty() {
             None
         } else {
-            Some(crate::listen::tcp(crate::listen::resolve(
-                &agent.munin_listen,
-            )?)?)
+            Some(binder.tcp("munin", &agent.munin_listen)?)
         };
         if let Some(l) = &munin {
             tracing::info!(addr = %l.local_addr()?, "munin-node protocol listening");
@@ -184,7 +311,7 @@ async fn start_parts(
     if parts.web
         && let Some(store) = &store
     {
-        let listener = crate::listen::tcp(config.web.listen)?;
+        let listener = binder.tcp("web", &config.web.listen.to_string())?;
         let state = charcoal_web::AppState::new(Arc::new(store.clone()), config.web.clone())
             .map_err(|e| config::ConfigError(format!("web.{e}")))?;
         let router = ops::with_ops_routes(charcoal_web::app(state), Arc::clone(&observed));
@@ -223,6 +350,7 @@ fn start_statsd(
     listen: &StatsdListen,
     store: Option<&Store>,
     token: &CancellationToken,
+    binder: &mut Binder,
 ) -> Result<(charcoal_statsd::ServerHandle, Option<CarbonSinkHandle>)> {
     let statsd = &config.statsd;
     let workers = if statsd.workers == 0 {
@@ -232,22 +360,21 @@ fn start_statsd(
     };
     let mut sockets = charcoal_statsd::Sockets::default();
     for address in &listen.udp {
-        let addr = crate::listen::resolve(address)?;
-        let bound = charcoal_statsd::bind_udp(addr, workers, statsd.udp_recv_buffer)?;
+        let bound = binder.statsd_udp(address, workers, statsd.udp_recv_buffer)?;
         if let Some(first) = bound.first() {
             tracing::info!(udp = %first.local_addr()?, workers, "statsd listening");
         }
         sockets.udp.extend(bound);
     }
     for address in &listen.tcp {
-        let listener = crate::listen::tcp(crate::listen::resolve(address)?)?;
+        let listener = binder.tcp(&format!("statsd.tcp {address}"), address)?;
         tracing::info!(tcp = %listener.local_addr()?, "statsd tcp listening");
         sockets
             .tcp
             .push(charcoal_statsd::LineListener::Tcp(listener));
     }
     if !statsd.admin_listen.is_empty() {
-        let admin = crate::listen::tcp(crate::listen::resolve(&statsd.admin_listen)?)?;
+        let admin = binder.tcp("statsd.admin", &statsd.admin_listen)?;
         tracing::info!(admin = %admin.local_addr()?, "statsd admin listening");
         sockets.admin = Some(admin);
     }

@@ -83,7 +83,8 @@ impl Drop {
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     path: PathBuf,
-    /// Start (unix seconds, `now`, or `now-1h`/`-1h` style relative times); default 24 h ago.
+    /// Start: unix seconds or any Graphite time form (`-1h`, `now-30min`, `midnight`,
+    /// `HH:MM_YYYYMMDD`, `YYYYMMDD`), UTC; default 24 h ago.
     #[arg(long, allow_hyphen_values = true)]
     from: Option<String>,
     /// End; default now.
@@ -195,27 +196,10 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Unix seconds, `now`, or a relative offset from now (`-1h`, `now-30min`, `now+5m`).
+/// A Graphite time specification (unix seconds, `now`, `-1h`, `now-30min`, `midnight`,
+/// `12:00_20261127`, `20261127`, ...), read in UTC.
 fn parse_time(text: &str, now: i64) -> Result<i64> {
-    let t = text.trim();
-    if let Ok(n) = t.parse::<i64>() {
-        return Ok(n);
-    }
-    let rel = t.strip_prefix("now").unwrap_or(t);
-    if rel.is_empty() {
-        return Ok(now);
-    }
-    let (sign, amount) = match rel.as_bytes()[0] {
-        b'-' => (-1, &rel[1..]),
-        b'+' => (1, &rel[1..]),
-        _ => bail!("invalid time {text:?}: use unix seconds, now, or -1h style offsets"),
-    };
-    // A relative offset is a retention precision in all but name (`30min`, `1h`, `7d`).
-    let seconds = format!("{amount}:1")
-        .parse::<Retention>()
-        .map(|r| i64::from(r.step))
-        .with_context(|| format!("invalid time {text:?}"))?;
-    Ok(now + sign * seconds)
+    charcoal_web::parse_time(text, None, now).with_context(|| format!("invalid time {text:?}"))
 }
 
 fn parse_retention_args(args: &[String]) -> Result<Vec<Retention>> {
@@ -677,8 +661,14 @@ mod tests {
         assert_eq!(parse_time("now", now).unwrap(), now);
         assert_eq!(parse_time("-1h", now).unwrap(), now - 3600);
         assert_eq!(parse_time("now-30min", now).unwrap(), now - 1800);
-        assert_eq!(parse_time("now+5m", now).unwrap(), now + 300);
-        assert!(parse_time("yesterday", now).is_err());
+        assert_eq!(parse_time("now+5min", now).unwrap(), now + 300);
+        // Absolute Graphite forms (UTC).
+        assert_eq!(parse_time("20231114", now).unwrap(), 1_699_920_000);
+        assert_eq!(
+            parse_time("22:13_20231114", now).unwrap(),
+            1_700_000_000 - 20
+        );
+        assert_eq!(parse_time("midnight", now).unwrap(), 1_699_920_000);
         assert!(parse_time("-1x", now).is_err());
     }
 

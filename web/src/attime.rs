@@ -337,6 +337,13 @@ pub(crate) fn format_local(ts: i64, tz: &TimeZone) -> String {
     }
 }
 
+/// [`parse_at_time`] for callers outside the crate (the whisper tools): `tz` is a zone name,
+/// UTC when `None` or unknown.
+pub fn parse_time(spec: &str, tz: Option<&str>, now: i64) -> Result<i64, TimeError> {
+    let zone = zone_or(tz, &TimeZone::UTC);
+    parse_at_time(spec, &zone, now)
+}
+
 /// Resolves a zone name; unknown names fall back to `default` (graphite-web ignores them).
 pub(crate) fn zone_or(name: Option<&str>, default: &TimeZone) -> TimeZone {
     name.and_then(|n| TimeZone::get(n).ok())

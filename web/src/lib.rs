@@ -34,6 +34,7 @@ mod series;
 mod source;
 mod store_source;
 
+pub use attime::parse_time;
 pub use config::{Config, ConfigError};
 pub use error::{ApiError, EvalError, ParseError, SourceError, TimeError};
 pub use http::{AppState, GRAPHITE_VERSION, WebServer, app, serve, serve_router};

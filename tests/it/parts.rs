@@ -1,0 +1,144 @@
+//! Each part run alone: `charcoal statsd` from an Etsy config file flushing to Carbon,
+//! `charcoal agent` sending to Carbon, `charcoal web` over an existing data directory.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, UdpSocket};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::support::{Server, address, http_get, path_str, run_ok};
+
+/// A Carbon listener that forwards every received line to a channel.
+fn carbon_capture() -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().map_while(Result::ok) {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(conn).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+fn wait_for_line(rx: &mpsc::Receiver<String>, prefix: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.starts_with(prefix) => return line,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    panic!("no line starting with {prefix:?}");
+}
+
+#[test]
+fn statsd_runs_from_an_etsy_config_file() {
+    let (carbon, lines) = carbon_capture();
+    let (host, port) = carbon.rsplit_once(':').unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.js");
+    std::fs::write(
+        &config,
+        format!(
+            "/* Etsy's exampleConfig.js style */\n{{\n  graphitePort: {port},\n  graphiteHost: \"{host}\",\n  \
+             port: 0, address: '127.0.0.1',\n  mgmt_address: '127.0.0.1', mgmt_port: 0,\n  \
+             flushInterval: 500,\n  backends: [ \"./backends/graphite\" ],\n  \
+             graphite: {{ legacyNamespace: false }},\n  percentThreshold: [95],\n  \
+             automaticConfigReload: false,\n}}\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["statsd", "--etsy-config", path_str(&config)], &[]);
+    let statsd = address(&server.wait_for("statsd listening"), "udp");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .send_to(b"parts.hits:5|c\nparts.time:10|ms", &statsd)
+        .unwrap();
+    // legacyNamespace false: counters under stats.counters.<name>.count.
+    let count = wait_for_line(&lines, "stats.counters.parts.hits.count ");
+    assert!(
+        count.starts_with("stats.counters.parts.hits.count 5 "),
+        "{count}"
+    );
+    let upper = wait_for_line(&lines, "stats.timers.parts.time.upper_95 ");
+    assert!(
+        upper.starts_with("stats.timers.parts.time.upper_95 10 "),
+        "{upper}"
+    );
+    server.signal(libc::SIGTERM);
+    assert!(server.wait().success());
+}
+
+#[test]
+fn agent_reports_this_host_to_carbon() {
+    let (carbon, lines) = carbon_capture();
+    let server = Server::start(
+        &[
+            "agent",
+            "--carbon",
+            &carbon,
+            "--interval",
+            "200ms",
+            "--munin-listen",
+            "",
+            "--prefix",
+            "servers.testhost",
+        ],
+        &[],
+    );
+    let load = wait_for_line(&lines, "servers.testhost.load.load1 ");
+    let value: f64 = load.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(value >= 0.0, "{load}");
+    wait_for_line(&lines, "servers.testhost.memory.");
+    server.signal(libc::SIGTERM);
+    assert!(server.wait().success());
+}
+
+#[test]
+fn web_serves_an_existing_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("old/host")).unwrap();
+    let file = data.join("old/host/cpu.wsp");
+    run_ok(&["whisper", "create", path_str(&file), "60:1440"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    run_ok(&[
+        "whisper",
+        "update",
+        path_str(&file),
+        &format!("{}:42", now - 60),
+    ]);
+    let server = Server::start(
+        &[
+            "web",
+            "--data-dir",
+            path_str(&data),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let web = address(&server.wait_for("web API listening"), "local_addr");
+    let (status, body) = http_get(&web, "/render?target=old.*.cpu&from=-5min&format=json");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"target\": \"old.host.cpu\"") && body.contains("42.0"),
+        "{body}"
+    );
+    let (status, version) = http_get(&web, "/version");
+    assert_eq!((status, version.trim()), (200, "1.1.10"));
+    server.signal(libc::SIGTERM);
+    assert!(server.wait().success());
+}
