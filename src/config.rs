@@ -203,6 +203,8 @@ pub fn storage_rules(store: &StoreConfig) -> Result<StorageRules> {
 
 /// Checks what deserialising cannot: values that must parse, files that must exist.
 pub fn validate(config: &Config) -> Result<()> {
+    crate::logging::check_level(&config.log.level)
+        .map_err(|e| config_error(format!("log.level: {e}")))?;
     storage_rules(&config.store)?;
     let _: Vec<Retention> = charcoal_store::parse_retentions(&config.store.default_retention)
         .context("store.default_retention")?;

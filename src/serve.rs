@@ -149,7 +149,7 @@ struct Running {
     store: Option<Store>,
 }
 
-async fn serve(config: Config, parts: Parts, config_path: Option<PathBuf>) -> Result<()> {
+async fn serve(mut config: Config, parts: Parts, config_path: Option<PathBuf>) -> Result<()> {
     let mut signals = Signals::install()?;
     let token = CancellationToken::new();
     let handoff_path = handoff_path(&config, &parts);
@@ -185,7 +185,9 @@ async fn serve(config: Config, parts: Parts, config_path: Option<PathBuf>) -> Re
         tokio::select! {
             event = signals.next() => match event {
                 Event::Stop => break,
-                Event::Reload => reload(running.store.as_ref(), &config, config_path.as_deref()),
+                Event::Reload => {
+                    reload(running.store.as_ref(), &mut config, config_path.as_deref())
+                }
             },
             _ = replaced.cancelled() => break,
         }
@@ -439,26 +441,43 @@ async fn stop(running: Running, token: &CancellationToken) {
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "stopped");
 }
 
-/// SIGHUP: re-reads the configuration; the storage rules for new files change live. A bad
-/// file is refused and the old configuration kept.
-fn reload(store: Option<&Store>, current: &Config, path: Option<&std::path::Path>) {
+/// SIGHUP: re-reads the configuration and applies what can change live: the storage rules
+/// for new files, the log level and the store's flush interval. A bad file is refused and the
+/// old configuration kept; what changed is logged.
+fn reload(store: Option<&Store>, current: &mut Config, path: Option<&std::path::Path>) {
     let loaded = config::load(path, std::env::vars()).and_then(|mut c| {
+        // What cannot change live stays as it started (addresses, data directory, flags).
         c.store.data_dir = current.store.data_dir.clone();
         config::validate(&c)?;
         Ok(c)
     });
-    match loaded.and_then(|c| config::storage_rules(&c.store)) {
-        Ok(rules) => {
-            if let Some(store) = store {
-                store.set_rules(rules);
-            }
-            tracing::info!("configuration reloaded: storage rules for new files updated");
+    let (new, rules) = match loaded.and_then(|c| config::storage_rules(&c.store).map(|r| (c, r))) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::error!(
+                error = %format!("{e:#}"),
+                "reload refused; keeping the old configuration"
+            );
+            return;
         }
-        Err(e) => tracing::error!(
-            error = %format!("{e:#}"),
-            "reload refused; keeping the old configuration"
-        ),
+    };
+    let mut changed = vec!["storage rules for new files"];
+    if let Some(store) = store {
+        store.set_rules(rules);
+        if new.store.flush_interval != current.store.flush_interval {
+            store.set_flush_interval(new.store.flush_interval);
+            changed.push("store.flush_interval");
+        }
     }
+    if new.log.level != current.log.level && crate::logging::set_level(&new.log.level) {
+        changed.push("log.level");
+    }
+    current.store.flush_interval = new.store.flush_interval;
+    current.store.schemas = new.store.schemas;
+    current.store.aggregation = new.store.aggregation;
+    current.store.default_retention = new.store.default_retention;
+    current.log.level = new.log.level;
+    tracing::info!(changed = ?changed, "configuration reloaded: storage rules for new files updated");
 }
 
 /// StatsD flushes written into the embedded store. A full cache slows the flush down (the

@@ -109,6 +109,8 @@ struct Shared {
     creates: Mutex<CreateBudget>,
     clock: Clock,
     stopping: AtomicBool,
+    /// The flush interval in milliseconds (changeable while running).
+    flush_interval_ms: AtomicU64,
     /// Writers sleep on this between passes; woken early on shutdown or cache pressure.
     wake: (Mutex<u64>, Condvar),
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -170,6 +172,7 @@ impl Store {
             }),
             clock,
             stopping: AtomicBool::new(false),
+            flush_interval_ms: AtomicU64::new(config.flush_interval.as_millis() as u64),
             wake: (Mutex::new(0), Condvar::new()),
             threads: Mutex::new(Vec::new()),
             config: config.clone(),
@@ -198,6 +201,13 @@ impl Store {
     /// Replaces the rules used for files created from now on (existing files keep theirs).
     pub fn set_rules(&self, rules: StorageRules) {
         *self.shared.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+    }
+
+    /// Changes how long points wait in memory before their write begins (SIGHUP).
+    pub fn set_flush_interval(&self, interval: Duration) {
+        let ms = interval.as_millis().max(1) as u64;
+        self.shared.flush_interval_ms.store(ms, Ordering::Relaxed);
+        self.shared.wake_writers();
     }
 
     /// Accepts one point into the write cache; it is visible to [`fetch`](Store::fetch) at
@@ -576,7 +586,7 @@ impl Writer {
     /// Waits out the rest of the flush interval after a pass that took `elapsed`, unless the
     /// cache is over half full or the store is stopping; woken early by either.
     fn sleep(&self, elapsed: Duration) {
-        let interval = self.shared.config.flush_interval;
+        let interval = Duration::from_millis(self.shared.flush_interval_ms.load(Ordering::Relaxed));
         let pressured = self.shared.cache.size() * 2 >= self.shared.cache.max_points()
             || self.shared.stopping.load(Ordering::SeqCst);
         if pressured || elapsed >= interval {

@@ -37,14 +37,18 @@ fn sighup_reloads_good_rules_and_keeps_them_on_a_bad_file() {
     let schemas = dir.path().join("schemas.conf");
     let config = dir.path().join("charcoal.toml");
     std::fs::write(&schemas, "[all]\npattern = .*\nretentions = 60s:1d\n").unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\nschemas = {:?}\nflush_interval = \"50ms\"\n[carbon]\nmetric_interval = \"0s\"\n",
-            path_str(&schemas)
-        ),
-    )
-    .unwrap();
+    let write_config = |level: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[log]\nlevel = {level:?}\n[store]\nschemas = {:?}\nflush_interval = \"50ms\"\n\
+                 [carbon]\nmetric_interval = \"0s\"\n",
+                path_str(&schemas)
+            ),
+        )
+        .unwrap()
+    };
+    write_config("info");
     let server = Server::start(
         &[
             "carbon",
@@ -61,12 +65,18 @@ fn sighup_reloads_good_rules_and_keeps_them_on_a_bad_file() {
     send(&carbon, "before.reload");
     assert_eq!(step_of(&data, "before.reload"), 60);
 
-    // A good change: new files get the new retention.
+    // A good change: new files get the new retention, and the log level changes live.
     std::fs::write(&schemas, "[all]\npattern = .*\nretentions = 10s:6h\n").unwrap();
+    write_config("info,charcoal_store=debug");
     server.signal(libc::SIGHUP);
-    server.wait_for("configuration reloaded: storage rules for new files updated");
+    let reloaded = server.wait_for("configuration reloaded: storage rules for new files updated");
+    assert!(
+        reloaded["changed"].as_str().unwrap().contains("log.level"),
+        "{reloaded}"
+    );
     send(&carbon, "after.good");
     assert_eq!(step_of(&data, "after.good"), 10);
+    server.wait_for("writer pass");
 
     // A bad one is refused with a clear log line, and the last good rules stay.
     std::fs::write(&schemas, "[all]\npattern = .*\nretentions = 10x:6h\n").unwrap();
