@@ -3,10 +3,10 @@
 # (written by Python's whisper): 100 series x 7 days at 1-minute resolution.
 # Usage: benches/render-vs-graphite-web.sh [REQUESTS]   (needs .ci/setup-graphite-web.sh)
 #
-# Two rounds: the default glibc allocator, then glibc told to keep freed memory
-# (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_, applied to both servers): a 7-day request
-# allocates and frees tens of MB, and with the defaults most of Charcoal's time goes to page
-# faults on fresh memory. Prints median and p90 per server and query, and the ratio of medians.
+# Charcoal is the real `charcoal web` binary (mimalloc as its allocator: a 7-day request
+# allocates and frees tens of MB, and with glibc's defaults much of the time went to page
+# faults on fresh memory). Prints median and p90 per server and query, and the ratio of
+# medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-30}
@@ -16,8 +16,7 @@ work=$(mktemp -d)
 gw_pid=
 cc_pid=
 stop_servers() {
-    # serve_store drains and closes its store on SIGINT; gunicorn stops on SIGTERM.
-    if [ -n "$cc_pid" ]; then kill -INT "$cc_pid" 2>/dev/null || true; wait "$cc_pid" 2>/dev/null || true; fi
+    if [ -n "$cc_pid" ]; then kill -TERM "$cc_pid" 2>/dev/null || true; wait "$cc_pid" 2>/dev/null || true; fi
     if [ -n "$gw_pid" ]; then kill "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true; fi
     cc_pid= gw_pid=
 }
@@ -29,7 +28,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 export CHARCOAL_GW_STORAGE_DIR=$work PYTHONPATH=$venv/settings GRAPHITE_SETTINGS_MODULE=charcoal_gw_settings \
     DJANGO_SETTINGS_MODULE=graphite.settings GRAPHITE_NO_PREFIX=1
 "$venv/bin/django-admin" migrate --run-syncdb -v0
-cargo build --release -q -p charcoal-web --example serve_store
+cargo build --release -q -p charcoal
 
 # Prints "median p90" in milliseconds of $requests timed GETs (after 2 warm-up requests).
 measure() {
@@ -57,7 +56,8 @@ round() {
         graphite.wsgi:application >>"$work/gunicorn.log" 2>&1 &
     gw_pid=$!
     cc_port=$(free_port)
-    env "$@" target/release/examples/serve_store "$work/whisper" "127.0.0.1:$cc_port" >/dev/null </dev/null &
+    env "$@" target/release/charcoal web --data-dir "$work/whisper" --listen "127.0.0.1:$cc_port" \
+        --log-format json >/dev/null </dev/null &
     cc_pid=$!
     for port in "$gw_port" "$cc_port"; do
         for _ in $(seq 1 300); do
@@ -76,5 +76,4 @@ round() {
     stop_servers
 }
 
-round "default glibc malloc" CHARCOAL_ROUND=default
-round "glibc keeping freed memory" MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=268435456
+round "charcoal web vs graphite-web" CHARCOAL_ROUND=default

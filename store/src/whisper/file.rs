@@ -712,20 +712,36 @@ impl Whisper {
             &mut tail_buf,
         )?;
         // Each slot is valid only if it holds exactly the interval expected there (stale ring
-        // data reads as missing); intervals older than the ring map onto the same slots again.
-        let mut expected = series.start;
-        for (i, value) in series.values.iter_mut().enumerate() {
-            let slot = i % points;
-            let bytes = if slot < first_len {
-                &head[slot * POINT_SIZE..]
-            } else {
-                &tail[(slot - first_len) * POINT_SIZE..]
-            };
-            let (interval, stored) = read_point(bytes, 0);
-            if i64::from(interval) == expected {
-                *value = Some(stored);
+        // data reads as missing).
+        let fill = |bytes: &[u8], values: &mut [Option<f64>], mut expected: i64| {
+            for (point, value) in bytes.chunks_exact(POINT_SIZE).zip(values) {
+                let (interval, stored) = read_point(point, 0);
+                if i64::from(interval) == expected {
+                    *value = Some(stored);
+                }
+                expected += step;
             }
-            expected += step;
+        };
+        let (front, back) = series.values.split_at_mut(first_len);
+        fill(head, front, series.start);
+        fill(tail, back, series.start + first_len as i64 * step);
+        // A range longer than the ring (only with a forced archive): the older intervals map
+        // onto the same slots again; each is valid only if the slot still holds it.
+        if series.values.len() > points {
+            let mut expected = series.start + points as i64 * step;
+            for i in points..series.values.len() {
+                let slot = i % points;
+                let bytes = if slot < first_len {
+                    &head[slot * POINT_SIZE..]
+                } else {
+                    &tail[(slot - first_len) * POINT_SIZE..]
+                };
+                let (interval, stored) = read_point(bytes, 0);
+                if i64::from(interval) == expected {
+                    series.values[i] = Some(stored);
+                }
+                expected += step;
+            }
         }
         Ok(series)
     }
