@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Same StatsD load through Etsy StatsD 0.9.0 and through Charcoal's StatsD server, side by
-# side: lines sent, lines flushed (loss), lines/s, server CPU seconds, lines per CPU-second,
-# peak RSS, and the Charcoal/Etsy ratios.
+# Same StatsD load through Etsy StatsD 0.9.0, through Charcoal's StatsD server, and into a
+# bare recvmmsg loop that parses nothing (statsd/examples/recvmmsg_baseline.rs), side by
+# side in one run: lines sent, lines flushed/received (loss), lines/s, server CPU seconds,
+# lines per CPU-second, peak RSS, the Charcoal/Etsy ratios, and Charcoal's rate as a
+# percentage of the bare loop's.
+#
+# Rates are lines delivered (flushed to the Carbon stand-in, or counted by the bare loop)
+# divided by the sender's run time. With an unlimited RATE the sender goes as fast as one
+# process can, which is the highest send rate this machine sustains from one sender; the
+# loss printed then is the loss at that rate.
 #
 #   benches/statsd-vs-etsy.sh                  # saturate: sender as fast as it can, 10 s
 #   RATE=300000 DURATION=10s benches/statsd-vs-etsy.sh
@@ -22,7 +29,7 @@ ETSY_RCVBUF=${ETSY_RCVBUF:-33554432}
 FLUSH_MS=2000
 
 [ -f "$NODE_DIR/node_modules/statsd/stats.js" ] || { echo "Etsy StatsD missing: run .ci/setup-statsd.sh" >&2; exit 1; }
-(cd "$ROOT" && cargo build --release -q -p charcoal-statsd --example statsd_server --example bench_statsd)
+(cd "$ROOT" && cargo build --release -q -p charcoal-statsd --example statsd_server --example bench_statsd --example recvmmsg_baseline)
 BIN="$ROOT/target/release/examples"
 WORK=$(mktemp -d)
 PIDS=()
@@ -119,10 +126,44 @@ import sys
 name, sent, secs, got, c0, c1, tck, rss = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
 cpu = (c1 - c0) / tck
 loss = (sent - got) / sent * 100 if sent else 0
-print(f"{name:9s} sent {sent:>11d}  flushed {got:>11d}  loss {loss:6.2f}%  "
+print(f"{name:10s} sent {sent:>11d}  flushed {got:>11d}  loss {loss:6.2f}%  "
       f"{got/secs:>11.0f} lines/s  cpu {cpu:6.2f} s  {got/max(cpu,1e-9):>11.0f} lines/cpu-s  peak rss {rss/1024:6.1f} MiB")
 PY
-    echo "$name $got $secs $(( c1 - c0 )) $rss" >> "$WORK/raw"
+    echo "$name $got $secs $(( c1 - c0 )) $rss $sent" >> "$WORK/raw"
+}
+
+# measure_baseline NAME [ARGS] -> the bare recvmmsg loop on the same load; prints a row,
+# appends to raw
+measure_baseline() {
+    local name=$1; shift
+    local port; port=$(free_port)
+    "$BIN/recvmmsg_baseline" --listen "127.0.0.1:$port" --idle 2s "$@" > "$WORK/baseline.out" 2>&1 &
+    local bpid=$!; PIDS+=($bpid)
+    sleep 1
+    local out
+    out=$("$BIN/bench_statsd" --target "127.0.0.1:$port" --count 4000000000 --duration "$DURATION" \
+        --lines-per-datagram "$LPD" --rate "$RATE" --names "$NAMES" --kind counter)
+    local rss=0
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        [ -r "/proc/$bpid/status" ] && rss=$(peak_rss_kb "$bpid")
+        kill -0 "$bpid" 2>/dev/null || break
+        sleep 1
+    done
+    wait "$bpid"
+    local sent secs
+    sent=$(sed -E 's/^sent ([0-9]+) lines.* in ([0-9.]+) s:.*/\1/' <<<"$out")
+    secs=$(sed -E 's/^sent ([0-9]+) lines.* in ([0-9.]+) s:.*/\2/' <<<"$out")
+    local got cpu
+    got=$(sed -E 's/^received [0-9]+ datagrams ([0-9]+) lines.*/\1/' "$WORK/baseline.out")
+    cpu=$(sed -E 's/.*cpu ([0-9.]+) s$/\1/' "$WORK/baseline.out")
+    python3 - "$name" "$sent" "$secs" "$got" "$cpu" "$rss" <<'PY' | tee -a "$WORK/rows"
+import sys
+name, sent, secs, got, cpu, rss = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
+loss = (sent - got) / sent * 100 if sent else 0
+print(f"{name:10s} sent {sent:>11d}  received {got:>10d}  loss {loss:6.2f}%  "
+      f"{got/secs:>11.0f} lines/s  cpu {cpu:6.2f} s  {got/max(cpu,1e-9):>11.0f} lines/cpu-s  peak rss {rss/1024:6.1f} MiB")
+PY
+    echo "$name $got $secs $(python3 -c "print(round($cpu * $TICKS))") $rss $sent" >> "$WORK/raw"
 }
 
 if [ -w /proc/sys/net/core/rmem_max ] && [ "$ETSY_RCVBUF" -gt "$OLD_RMEM" ]; then
@@ -131,12 +172,23 @@ fi
 echo "load: duration $DURATION, rate ${RATE:-0} lines/s (0 = unlimited), $LPD lines/datagram, $NAMES counters, flush ${FLUSH_MS} ms"
 measure etsy
 measure charcoal
+# The plain loop (blocks in recvmmsg, woken per datagram when it keeps up), and the same
+# loop with the 500 µs pause after a partial batch that Charcoal's workers take.
+measure_baseline bare
+measure_baseline bare-pause --pause-us 500
 python3 - "$WORK/raw" "$TICKS" <<'PY'
 import sys
 rows = {}
 for l in open(sys.argv[1]):
-    n, got, secs, ticks, rss = l.split()
-    rows[n] = (int(got) / float(secs), int(got) / max(int(ticks) / int(sys.argv[2]), 1e-9), int(rss))
+    n, got, secs, ticks, rss, sent = l.split()
+    rows[n] = (int(got) / float(secs), int(got) / max(int(ticks) / int(sys.argv[2]), 1e-9),
+               int(rss), int(sent) / float(secs), (int(sent) - int(got)) / max(int(sent), 1) * 100)
 e, c = rows["etsy"], rows["charcoal"]
 print(f"ratio charcoal/etsy: throughput {c[0]/e[0]:.1f}x, lines per CPU-second {c[1]/e[1]:.1f}x, peak RSS {c[2]/e[2]:.2f}x")
+for n in ("bare", "bare-pause"):
+    b = rows[n]
+    print(f"charcoal vs {n} recvmmsg loop: {c[0]/b[0]*100:.1f}% of its rate "
+          f"({c[0]:.0f} vs {b[0]:.0f} lines/s delivered; the sender reached {c[3]:.0f} and {b[3]:.0f} lines/s)")
+print("loss at the sender's top rate: " + ", ".join(
+    f"{n} {rows[n][4]:.2f}% at {rows[n][3]:.0f} lines/s" for n in ("charcoal", "bare", "bare-pause", "etsy")))
 PY

@@ -149,6 +149,10 @@ struct WebArgs {
     /// HTTP address (web.listen).
     #[arg(long)]
     listen: Option<String>,
+    /// Another Charcoal (or graphite-web) whose metrics this one also serves, as
+    /// http://HOST:PORT; repeatable (web.cluster_servers).
+    #[arg(long = "cluster-server")]
+    cluster_servers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -323,6 +327,9 @@ fn apply_flags(command: &Command, config: &mut Config) -> anyhow::Result<Option<
             if let Some(web) = &a.listen {
                 config.web.listen = listen::resolve(web)
                     .map_err(|e| config::ConfigError(format!("--listen: {e}")))?;
+            }
+            if !a.cluster_servers.is_empty() {
+                config.web.cluster_servers = a.cluster_servers.clone();
             }
             Parts {
                 statsd: None,

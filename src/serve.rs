@@ -314,7 +314,11 @@ async fn start_parts(
         && let Some(store) = &store
     {
         let listener = binder.tcp("web", &config.web.listen.to_string())?;
-        let state = charcoal_web::AppState::new(Arc::new(store.clone()), config.web.clone())
+        // With `cluster_servers`, reads fan out to the other nodes as graphite-web's
+        // CLUSTER_SERVERS do; without, this is the store itself.
+        let source = charcoal_web::source_for(Arc::new(store.clone()), &config.web)
+            .map_err(|e| config::ConfigError(format!("web.cluster_servers: {e}")))?;
+        let state = charcoal_web::AppState::new(source, config.web.clone())
             .map_err(|e| config::ConfigError(format!("web.{e}")))?;
         let router = ops::with_ops_routes(charcoal_web::app(state), Arc::clone(&observed));
         running.web = Some(charcoal_web::serve_router(

@@ -817,3 +817,52 @@ fn admin_delete_and_dump() {
     assert!(counters.iter().any(|(k, v)| k == "y" && *v == 3.0));
     assert!(!counters.iter().any(|(k, _)| k.starts_with("x.")));
 }
+
+#[test]
+fn ingest_lookups_find_exactly_the_stored_key() {
+    let keys: Vec<String> = (0..40).map(|n| "k".repeat(n)).collect();
+    let mut map: Map<usize> = Map::default();
+    for (i, k) in keys.iter().enumerate() {
+        map.insert(k.as_str().into(), i);
+    }
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(map.get(&Lookup(k)), Some(&i), "{k:?}");
+        // The same length, one byte different at each position: never found.
+        for at in 0..k.len() {
+            let mut other = k.clone().into_bytes();
+            other[at] = b'x';
+            let other = String::from_utf8(other).unwrap();
+            assert_eq!(map.get(&Lookup(&other)), None, "{other:?}");
+        }
+    }
+}
+
+#[test]
+fn admin_dumps_follow_javascript_key_order() {
+    // Order rules of ECMAScript OrdinaryOwnPropertyKeys (array indices ascending, then
+    // insertion); the interop case `admin_dumps_in_object_order` checks the reference.
+    let mut r = Run::default1s();
+    r.lines(&[
+        "b:1|c",
+        "a:1|c",
+        "10:1|c",
+        "9:1|c",
+        "01:1|c",
+        "4294967295:1|c",
+    ]);
+    let keys: Vec<String> = r.agg.dump_counters().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        keys,
+        [
+            "9",
+            "10",
+            "statsd.bad_lines_seen",
+            "statsd.packets_received",
+            "statsd.metrics_received",
+            "b",
+            "a",
+            "01",
+            "4294967295"
+        ]
+    );
+}

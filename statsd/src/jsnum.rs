@@ -32,14 +32,8 @@ pub(crate) fn js_trim(s: &str) -> &str {
 /// `0x`/`0o`/`0b` integers; otherwise a decimal literal (`.5`, `5.`, `1e3`), rounded to the
 /// nearest double.
 pub fn js_number(s: &str) -> f64 {
-    // Hot path: a short run of ASCII digits is exact in a double.
-    let b = s.as_bytes();
-    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
-        let mut v: u64 = 0;
-        for &d in b {
-            v = v * 10 + u64::from(d - b'0');
-        }
-        return v as f64;
+    if let Some(v) = small_integer(s.as_bytes()) {
+        return v;
     }
     let t = js_trim(s);
     if t.is_empty() {
@@ -67,6 +61,23 @@ pub fn js_number(s: &str) -> f64 {
     } else {
         f64::NAN
     }
+}
+
+/// Hot path of [`js_number`]: 1 to 15 ASCII digits, exact in a double.
+#[inline]
+pub(crate) fn small_integer(b: &[u8]) -> Option<f64> {
+    if b.is_empty() || b.len() > 15 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in b {
+        let digit = d.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(digit);
+    }
+    Some(v as f64)
 }
 
 /// The reference's `isNumber`: non-empty and `Number(s)` is not NaN.

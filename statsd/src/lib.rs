@@ -13,9 +13,18 @@
 //!   the sockets and flushes the interval in progress.
 //! - [`parse_etsy_config`]: `--etsy-config` for Etsy's JavaScript config files.
 //!
+//! The ingest path, per datagram: one share of a `recvmmsg` call of up to 256 datagrams
+//! (the worker pauses briefly when the queue runs dry instead of being woken per
+//! datagram), a one-pass scan per line for the everyday `name:value|type[|@rate]` shape
+//! (anything else takes the full parser), and one hash lookup per sample in the worker's
+//! own shard. `benches/statsd-vs-etsy.sh` measures it against Etsy and a bare `recvmmsg`
+//! loop (`examples/recvmmsg_baseline.rs`).
+//!
 //! Memory per active name (release build, names of 25 bytes, between flushes, measured with
-//! `examples/memory_per_name.rs`): counter ≈ 224 B, timer with one sample ≈ 404 B, gauge
-//! ≈ 184 B, set with one member ≈ 599 B. Timer samples cost 8 B each until the flush.
+//! `examples/memory_per_name.rs`): counter ≈ 259 B, timer with one sample ≈ 447 B, gauge
+//! ≈ 201 B, set with one member ≈ 599 B. Timer samples cost 8 B each until the flush. (Each
+//! counter, timer and gauge carries an 8-byte insertion stamp so the admin dumps list keys
+//! in the reference's order.)
 //!
 //! ```
 //! use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! No allocation per line: keys that need building (tags, sanitising) go into buffers the
 //! parser owns and reuses; everything else borrows from the input.
 
-use crate::jsnum::{is_js_space, js_is_number, js_number, js_trim};
+use crate::jsnum::{is_js_space, js_is_number, js_number, js_trim, small_integer};
 
 /// What a metric type letter turns into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -97,14 +97,35 @@ impl LineParser {
 
     /// Parses one packet: splits on `\n`, skips empty lines, returns the number of
     /// non-empty lines (Etsy's `metrics_received`).
+    ///
+    /// Each line is first tried by [`simple_line`], one pass over its bytes that handles
+    /// the everyday shape (`name:value|type[|@rate]`, clean name, no tags); anything else
+    /// goes through [`LineParser::line`], which implements every quirk.
     pub fn packet(&mut self, text: &str, h: &mut impl LineHandler) -> u64 {
+        let bytes = text.as_bytes();
         let mut lines = 0;
-        for line in text.split('\n') {
-            if line.is_empty() {
-                continue;
-            }
+        let mut start = 0;
+        while start < bytes.len() {
+            let end = match simple_line(text, start) {
+                Simple::Line { end, name, sample } => {
+                    h.sample(name, sample);
+                    end
+                }
+                Simple::Empty { end } => {
+                    start = end + 1;
+                    continue;
+                }
+                Simple::Other { scanned } => {
+                    let end = bytes[scanned..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(bytes.len(), |i| scanned + i);
+                    self.line(&text[start..end], h);
+                    end
+                }
+            };
             lines += 1;
-            self.line(line, h);
+            start = end + 1;
         }
         lines
     }
@@ -203,6 +224,131 @@ impl LineParser {
         for &(s, e) in &self.pending {
             h.bad(line, &values[s..e]);
         }
+    }
+}
+
+/// What [`simple_line`] made of the line starting at some offset.
+enum Simple<'a> {
+    /// An empty line ending at `end` (the `\n` or the end of the packet).
+    Empty { end: usize },
+    /// A line of the everyday shape, ending at `end`, with its one valid sample.
+    Line {
+        end: usize,
+        name: &'a str,
+        sample: Sample<'a>,
+    },
+    /// Anything else: the full parser decides. No `\n` before `scanned`.
+    Other { scanned: usize },
+}
+
+/// Byte classes of the one-pass scan.
+const C_OTHER: u8 = 0;
+const C_CLEAN: u8 = 1;
+const C_COLON: u8 = 2;
+const C_BAR: u8 = 3;
+/// `\n` and `#` (tags, or a byte the full parser has to look at).
+const C_STOP: u8 = 4;
+
+static CLASS: [u8; 256] = {
+    let mut t = [C_OTHER; 256];
+    let mut i = 0;
+    while i < 256 {
+        if CLEAN[i] {
+            t[i] = C_CLEAN;
+        }
+        i += 1;
+    }
+    t[b':' as usize] = C_COLON;
+    t[b'|' as usize] = C_BAR;
+    t[b'\n' as usize] = C_STOP;
+    t[b'#' as usize] = C_STOP;
+    t
+};
+
+/// The fast path of [`LineParser::packet`]: `name:value|type` or `name:value|type|@rate`
+/// where the name only holds `[A-Za-z0-9_.;=-]` (so sanitising changes nothing), the
+/// line has one `:`, no `#`, exactly the type `c`, `ms`, `g` or `s`, a valid value and a
+/// valid rate. Such a line means one sample in every mode (Etsy or DogStatsD, sanitising
+/// or not), exactly as [`LineParser::line`] would give it; the proptest
+/// `simple_lines_agree_with_the_full_parser` holds the two together. Anything else is
+/// `Other`, and nothing has been emitted for it.
+#[inline]
+fn simple_line(text: &str, start: usize) -> Simple<'_> {
+    let b = text.as_bytes();
+    let n = b.len();
+    let mut i = start;
+    while i < n && CLASS[b[i] as usize] == C_CLEAN {
+        i += 1;
+    }
+    if i == n || b[i] != b':' {
+        if i == start && (i == n || b[i] == b'\n') {
+            return Simple::Empty { end: i };
+        }
+        return Simple::Other { scanned: i };
+    }
+    let colon = i;
+    i += 1;
+    while i < n && CLASS[b[i] as usize] <= C_CLEAN {
+        i += 1;
+    }
+    if i == n || b[i] != b'|' {
+        return Simple::Other { scanned: i };
+    }
+    let bar = i;
+    i += 1;
+    while i < n && CLASS[b[i] as usize] <= C_CLEAN {
+        i += 1;
+    }
+    let ty_end = i;
+    let mut rate = None;
+    if i < n && b[i] == b'|' {
+        i += 1;
+        let rate_start = i;
+        while i < n && CLASS[b[i] as usize] <= C_CLEAN {
+            i += 1;
+        }
+        rate = Some(rate_start);
+    }
+    if i < n && b[i] != b'\n' {
+        return Simple::Other { scanned: i };
+    }
+    let end = i;
+    let kind = match &b[bar + 1..ty_end] {
+        b"c" => Kind::Counter,
+        b"ms" => Kind::Timer,
+        b"g" => Kind::Gauge,
+        b"s" => Kind::Set,
+        _ => return Simple::Other { scanned: end },
+    };
+    let weight = match rate {
+        None => 1.0,
+        Some(r) => match sample_weight(&text[r..end]) {
+            Some(w) => w,
+            None => return Simple::Other { scanned: end },
+        },
+    };
+    let raw = &text[colon + 1..bar];
+    let value = if kind == Kind::Set {
+        0.0
+    } else if let Some(v) = small_integer(raw.as_bytes()) {
+        v
+    } else {
+        let v = js_number(raw);
+        // `valid_value`: `isNumber`, and not negative for timers.
+        if raw.is_empty() || v.is_nan() || (kind == Kind::Timer && v < 0.0) {
+            return Simple::Other { scanned: end };
+        }
+        v
+    };
+    Simple::Line {
+        end,
+        name: &text[start..colon],
+        sample: Sample {
+            kind,
+            value,
+            raw,
+            weight,
+        },
     }
 }
 
@@ -745,6 +891,28 @@ mod proptests {
         }
     }
 
+    /// A sample as (kind, value bits, raw, weight bits): NaN compares equal to itself.
+    type Seen = (Kind, u64, String, u64);
+
+    /// Every event: (key, sample) or (segment, None) for a bad line.
+    #[derive(Default)]
+    struct Log(Vec<(String, Option<Seen>)>);
+
+    impl LineHandler for Log {
+        fn sample(&mut self, key: &str, s: Sample<'_>) {
+            let v = (
+                s.kind,
+                s.value.to_bits(),
+                s.raw.to_string(),
+                s.weight.to_bits(),
+            );
+            self.0.push((key.to_string(), Some(v)));
+        }
+        fn bad(&mut self, _l: &str, seg: &str) {
+            self.0.push((seg.to_string(), None));
+        }
+    }
+
     fn cases() -> u32 {
         std::env::var("PROPTEST_CASES")
             .ok()
@@ -786,6 +954,29 @@ mod proptests {
             let mut p = LineParser::default();
             p.packet(&text, &mut c);
             prop_assert!(c.keys_clean);
+        }
+
+        /// The one-pass fast path gives exactly what the full parser gives, line by line,
+        /// on input shaped like real traffic with every kind of near miss mixed in.
+        #[test]
+        fn simple_lines_agree_with_the_full_parser(
+            lines in proptest::collection::vec(
+                "([a-z0-9_.;=-]|[ /*#\u{e9}])*(:([0-9]{1,3}|[+-]?[0-9]*\\.?[0-9]+|0x1F|-?Infinity|1e400| 5|x|)){0,2}(\\|(c|ms|g|s|h|d|C| c|c\r|))(\\|(@0\\.5|@\\.1|@1|@0|@|@-1|@\\+1|x|#a:b|c:x|T1))?(\\|@0\\.5)?",
+                0..6),
+            dog in any::<bool>(), sanitize in any::<bool>()) {
+            let opts = ParseOptions { sanitize, dogstatsd: dog };
+            let packet = lines.join("\n");
+            let mut fast = Log::default();
+            let n = LineParser::new(opts).packet(&packet, &mut fast);
+            let mut full = Log::default();
+            let mut p = LineParser::new(opts);
+            let mut want = 0;
+            for l in packet.split('\n').filter(|l| !l.is_empty()) {
+                want += 1;
+                p.line(l, &mut full);
+            }
+            prop_assert_eq!(n, want);
+            prop_assert_eq!(fast.0, full.0);
         }
 
         /// Number formatting round-trips through Number().

@@ -1,6 +1,10 @@
 //! End-to-end tests of the `charcoal` binary (one test binary, modules per area).
 
 mod carbon_cmd;
+mod carbon_interop;
+mod cluster;
+mod contrib;
+mod deb;
 mod parts;
 mod reload;
 mod serve;

@@ -221,3 +221,21 @@ pub fn address(event: &serde_json::Value, field: &str) -> String {
         .trim_end_matches(')')
         .to_owned()
 }
+
+/// A free TCP port on loopback (bound, then released for a peer that takes a port number).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// A child process that is killed and reaped when dropped (reference tools in interop tests).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,6 +1,7 @@
 //! `[web]` configuration: listen address, limits (spec §21), time zone, CORS.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -28,11 +29,28 @@ pub struct Config {
     pub max_find_results: usize,
     /// Origins allowed by CORS; `"*"` allows any origin (without credentials).
     pub cors_origins: Vec<String>,
-    /// Other Charcoal/graphite-web servers to fan queries out to (reserved; not used yet).
+    /// Base URLs (`http://host:port`) of other Charcoal or graphite-web nodes whose metrics
+    /// `/metrics/find`, `/render` and the tag API merge with this node's, like graphite-web's
+    /// `CLUSTER_SERVERS`. Empty: this node alone. List peers only, not this node itself.
     pub cluster_servers: Vec<String>,
+    /// Longest a cluster peer may take to answer a find or tag query (graphite-web's
+    /// `FIND_TIMEOUT`); a slower peer is left out of that answer.
+    #[serde(with = "duration")]
+    pub cluster_find_timeout: Duration,
+    /// Longest a cluster peer may take to send the series of one fetch (graphite-web's
+    /// `FETCH_TIMEOUT`); a slower peer is left out of that answer.
+    #[serde(with = "duration")]
+    pub cluster_fetch_timeout: Duration,
+    /// How long a peer that failed (refused, timed out, answered 5xx) is skipped before it is
+    /// asked again (graphite-web's `REMOTE_RETRY_DELAY`); `0s` asks it every time.
+    #[serde(with = "duration")]
+    pub cluster_retry_delay: Duration,
     /// How long shutdown waits for in-flight requests before dropping them.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// Directory of the UI's dashboards, one `<name>.json` file each; created on the first
+    /// save. Relative paths are relative to the working directory.
+    pub dashboards_dir: PathBuf,
 }
 
 impl Default for Config {
@@ -48,7 +66,11 @@ impl Default for Config {
             max_find_results: 100_000,
             cors_origins: vec!["*".to_owned()],
             cluster_servers: Vec::new(),
+            cluster_find_timeout: Duration::from_secs(3),
+            cluster_fetch_timeout: Duration::from_secs(6),
+            cluster_retry_delay: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            dashboards_dir: PathBuf::from("./dashboards"),
         }
     }
 }
@@ -95,12 +117,30 @@ impl Config {
             });
         }
         for url in &self.cluster_servers {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
+            // Plain HTTP only: this build has no TLS client (put TLS in a proxy in front).
+            if let Err(reason) = crate::cluster::check_peer_url(url) {
                 return Err(ConfigError {
                     key: "cluster_servers",
-                    reason: format!("'{url}' is not an http(s) URL"),
+                    reason,
                 });
             }
+        }
+        for (key, d) in [
+            ("cluster_find_timeout", self.cluster_find_timeout),
+            ("cluster_fetch_timeout", self.cluster_fetch_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError {
+                    key,
+                    reason: "must be greater than 0".to_owned(),
+                });
+            }
+        }
+        if self.dashboards_dir.as_os_str().is_empty() {
+            return Err(ConfigError {
+                key: "dashboards_dir",
+                reason: "must not be empty".to_owned(),
+            });
         }
         Ok(())
     }

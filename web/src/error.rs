@@ -4,6 +4,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::dashboards::DashboardError;
+
 /// A time specification (`from=`, `until=`, an interval argument) that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -124,6 +126,43 @@ pub enum EvalError {
     Source(#[from] SourceError),
 }
 
+/// A graph that cannot be drawn as asked (`format=png|svg`, spec §19).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GraphError {
+    /// An image parameter with a value of the wrong kind.
+    #[error("Invalid parameters ({key}: expected {expected}, got '{value}')")]
+    Param {
+        key: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    /// A colour that is neither a known name nor RRGGBB[AA] hex.
+    #[error(
+        "Invalid parameters (unknown colour '{value}'; use a name like 'blue' or hex like 'ff8800')"
+    )]
+    Color { value: String },
+    /// Width or height out of range.
+    #[error("Invalid parameters ({key}={value}: must be from 1 to {limit})")]
+    Size {
+        key: &'static str,
+        value: f64,
+        limit: u32,
+    },
+    /// Axis settings that contradict each other or the data (e.g. a log scale over zero).
+    #[error("cannot draw the Y axis: {reason}")]
+    Axis { reason: &'static str },
+    /// The embedded font did not parse (a broken build).
+    #[error("embedded font {name} is unreadable")]
+    Font { name: &'static str },
+    /// The PNG encoder failed.
+    #[error("PNG encoding failed: {source}")]
+    Encode {
+        #[from]
+        source: png::EncodingError,
+    },
+}
+
 /// Errors of the HTTP API; each maps to one status code and a short plain-text body.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -170,6 +209,16 @@ pub enum ApiError {
     TagJson { message: &'static str },
     #[error("internal error: {message}")]
     Internal { message: String },
+    #[error("{source}")]
+    Graph {
+        #[from]
+        source: GraphError,
+    },
+    #[error("{source}")]
+    Dashboard {
+        #[from]
+        source: DashboardError,
+    },
 }
 
 impl ApiError {
@@ -187,6 +236,10 @@ impl ApiError {
                 _ => StatusCode::BAD_REQUEST,
             },
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Graph {
+                source: GraphError::Font { .. } | GraphError::Encode { .. },
+            } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Dashboard { source } => source.status(),
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -12,7 +12,7 @@ use crate::error::EvalError;
 use crate::functions::{self, FunctionDef, Param, ParamType};
 use crate::parse::{Arg, Expr};
 use crate::series::{Series, py_float};
-use crate::source::{MetricSource, parse_tag_exprs};
+use crate::source::{MetricSource, Selector, parse_tag_exprs};
 
 /// Limits applied while evaluating one request (spec §21).
 #[derive(Debug, Clone, Copy)]
@@ -285,15 +285,23 @@ impl<'a> Ctx<'a> {
                 limit: self.limits.max_series,
             });
         }
-        self.fetch_names(pattern, &names)
+        self.fetch_names(pattern, Selector::Path(pattern), &names)
     }
 
-    /// Fetches the named leaves in order, counting them against the limits.
-    fn fetch_names(&mut self, pattern: &str, names: &[String]) -> Result<Vec<Series>, EvalError> {
+    /// Fetches the named leaves (what `selector` matched) in order, counting them against the
+    /// limits.
+    fn fetch_names(
+        &mut self,
+        pattern: &str,
+        selector: Selector<'_>,
+        names: &[String],
+    ) -> Result<Vec<Series>, EvalError> {
         let mut out = Vec::with_capacity(names.len());
-        for name in names {
+        let source = self.source;
+        let fetched = source.fetch_selection(selector, names, self.start, self.end, self.now)?;
+        for (name, f) in names.iter().zip(fetched) {
             self.check_deadline()?;
-            let Some(f) = self.source.fetch(name, self.start, self.end, self.now)? else {
+            let Some(f) = f? else {
                 continue;
             };
             self.account(pattern, 1, f.values.len())?;
@@ -327,7 +335,7 @@ impl<'a> Ctx<'a> {
         let mut names = self.source.find_tagged(specs)?;
         names.sort();
         names.dedup();
-        self.fetch_names(&raw, &names)
+        self.fetch_names(&raw, Selector::Tags(specs), &names)
     }
 }
 

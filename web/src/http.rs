@@ -23,6 +23,7 @@ use crate::config::{Config, ConfigError};
 use crate::error::{ApiError, EvalError};
 use crate::eval::{Ctx, EvalLimits};
 use crate::functions;
+use crate::graph::{self, ImageFormat};
 use crate::parse::parse_target;
 use crate::render::{self, JsonOptions};
 use crate::series::{format_tagged, tags_from_name};
@@ -60,6 +61,9 @@ impl AppState {
         clock: impl Fn() -> i64 + Send + Sync + 'static,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
+        // Parse the embedded fonts now rather than in the first graph request; a failure
+        // (only possible with a broken build) surfaces on the image requests themselves.
+        let _ = graph::init();
         let tz = TimeZone::get(&config.timezone).map_err(|e| ConfigError {
             key: "timezone",
             reason: e.to_string(),
@@ -76,6 +80,11 @@ impl AppState {
 
     fn now(&self) -> i64 {
         (self.inner.clock)()
+    }
+
+    /// The configuration (for the UI and dashboard handlers).
+    pub(crate) fn config(&self) -> &Config {
+        &self.inner.config
     }
 }
 
@@ -116,6 +125,7 @@ pub fn app(state: AppState) -> Router {
         .route("/tags/delSeries", post(del_series_handler))
         .route("/tags/{tag}", get(tag_handler))
         .route("/events/get_data", get(events_handler).post(events_handler))
+        .merge(crate::ui::routes())
         .layer(middleware::from_fn_with_state(state.clone(), cors))
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
@@ -323,6 +333,7 @@ enum Format {
     Csv,
     Raw,
     Rickshaw,
+    Image(ImageFormat),
 }
 
 async fn render_handler(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
@@ -372,13 +383,14 @@ async fn render_handler(State(state): State<AppState>, req: Request) -> Result<R
                 reason: "not implemented by Charcoal",
             });
         }
-        other => {
-            // png, svg, and graphite-web's fallback for absent/unknown formats.
-            return Err(ApiError::Format {
-                format: other.unwrap_or("png").to_owned(),
-                reason: "image rendering is not yet supported; use format=json, csv or raw",
-            });
-        }
+        Some("svg") => Format::Image(ImageFormat::Svg),
+        // png, and graphite-web's fallback for absent/unknown formats (spec §2).
+        _ => Format::Image(ImageFormat::Png),
+    };
+    // Image parameters are checked before any data is read.
+    let graph_options = match format {
+        Format::Image(_) => Some(graph::parse_options(|k| p.get(k))?),
+        _ => None,
     };
     match p.get("graphType").unwrap_or("line") {
         "line" => {}
@@ -439,7 +451,7 @@ async fn render_handler(State(state): State<AppState>, req: Request) -> Result<R
         deadline: Some(started + timeout),
         timeout_ms: timeout.as_millis() as u64,
     };
-    let source = Arc::clone(&state.inner.source);
+    let source = request_source(&state, &p);
     let eval_tz = tz.clone();
     let task = tokio::task::spawn_blocking(move || {
         let mut ctx = Ctx::new(source.as_ref(), start, end, now, eval_tz, limits);
@@ -483,6 +495,26 @@ async fn render_handler(State(state): State<AppState>, req: Request) -> Result<R
             ([(header::CONTENT_TYPE, "text/plain")], render::raw(&series)).into_response()
         }
         Format::Rickshaw => with_jsonp(render::rickshaw(&series), jsonp, "application/json"),
+        Format::Image(kind) => {
+            let options = graph_options.unwrap_or_default();
+            let tz = tz.clone();
+            let image = run_blocking(move || {
+                graph::render(series, &options, &tz, kind).map_err(ApiError::from)
+            })
+            .await?;
+            match (kind, jsonp) {
+                (ImageFormat::Png, _) => {
+                    ([(header::CONTENT_TYPE, "image/png")], image).into_response()
+                }
+                (ImageFormat::Svg, Some(cb)) => {
+                    let text = String::from_utf8_lossy(&image);
+                    with_jsonp(json_text(&text, false), Some(cb), "image/svg+xml")
+                }
+                (ImageFormat::Svg, None) => {
+                    ([(header::CONTENT_TYPE, "image/svg+xml")], image).into_response()
+                }
+            }
+        }
     };
     tracing::debug!(
         elapsed_us = started.elapsed().as_micros() as u64,
@@ -521,7 +553,7 @@ fn int_param(p: &Params, key: &str, default: i64) -> Result<i64, ApiError> {
 }
 
 /// Graphite's node name unquoting (`unquote_plus`).
-fn unquote_plus(s: &str) -> String {
+pub(crate) fn unquote_plus(s: &str) -> String {
     let bytes = s.as_bytes();
     let hex = |b: u8| (b as char).to_digit(16);
     let mut out = Vec::with_capacity(bytes.len());
@@ -542,6 +574,16 @@ fn unquote_plus(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The source a request reads: with `local=1` (what cluster peers send, graphite-web's
+/// `localOnly`) only this node's own data, so fan-out never recurses.
+fn request_source(state: &AppState, p: &Params) -> Arc<dyn MetricSource> {
+    let source = &state.inner.source;
+    match p.get("local") {
+        Some("1") => source.local_source().unwrap_or_else(|| Arc::clone(source)),
+        _ => Arc::clone(source),
+    }
 }
 
 async fn run_blocking<T: Send + 'static>(
@@ -568,7 +610,10 @@ async fn find_handler(State(state): State<AppState>, req: Request) -> Result<Res
     if query.is_empty() {
         return Err(ApiError::param("Required parameter 'query' is empty"));
     }
-    if !matches!(format.as_str(), "treejson" | "completer" | "nodelist") {
+    if !matches!(
+        format.as_str(),
+        "treejson" | "completer" | "nodelist" | "json"
+    ) {
         let mut r = (
             StatusCode::BAD_REQUEST,
             "Invalid value for 'format' parameter",
@@ -603,7 +648,7 @@ async fn find_handler(State(state): State<AppState>, req: Request) -> Result<Res
         }
     }
     let limit = state.inner.config.max_find_results;
-    let source = Arc::clone(&state.inner.source);
+    let source = request_source(&state, &p);
     let pat = pattern.clone();
     let mut matches = run_blocking(move || {
         source
@@ -670,6 +715,16 @@ async fn find_handler(State(state): State<AppState>, req: Request) -> Result<Res
             }
             json_text(&json!({ "metrics": out }), pretty)
         }
+        "json" => {
+            // graphite-web's `json_nodes` (what cluster peers read): full paths sorted by path.
+            // Leaves carry no `intervals`: Charcoal does not track data intervals.
+            matches.sort_by(|a, b| a.path.cmp(&b.path));
+            let out: Vec<serde_json::Value> = matches
+                .iter()
+                .map(|m| json!({"path": m.path, "is_leaf": m.is_leaf}))
+                .collect();
+            json_text(&out, pretty)
+        }
         _ => {
             let mut nodes: Vec<String> = matches
                 .iter()
@@ -709,7 +764,7 @@ async fn expand_handler(State(state): State<AppState>, req: Request) -> Result<R
     let group = int_param(&p, "groupByExpr", 0)? != 0;
     let queries: Vec<String> = p.get_all("query").into_iter().map(str::to_owned).collect();
     let limit = state.inner.config.max_find_results;
-    let source = Arc::clone(&state.inner.source);
+    let source = request_source(&state, &p);
     let results = run_blocking(move || {
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
         let mut total = 0;
@@ -756,7 +811,7 @@ async fn expand_handler(State(state): State<AppState>, req: Request) -> Result<R
 async fn index_handler(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let p = read_params(req).await?;
     let jsonp = p.get("jsonp").filter(|s| !s.is_empty()).map(str::to_owned);
-    let source = Arc::clone(&state.inner.source);
+    let source = request_source(&state, &p);
     match run_blocking(move || {
         source
             .leaves()
@@ -852,10 +907,8 @@ async fn version_handler() -> Response {
 /// Every tagged series with its parsed tags.
 type TaggedList = Vec<(String, BTreeMap<String, String>)>;
 
-fn tagged(state: &AppState) -> Result<TaggedList, ApiError> {
-    let names = state
-        .inner
-        .source
+fn tagged(source: &dyn MetricSource) -> Result<TaggedList, ApiError> {
+    let names = source
         .tagged_series()
         .map_err(|e| ApiError::from(EvalError::from(e)))?;
     Ok(names
@@ -904,8 +957,8 @@ async fn tags_list_handler(
     let filter = filter_regex(&p)?;
     let limit = limit_param(&p, usize::MAX)?;
     let series = run_blocking({
-        let state = state.clone();
-        move || tagged(&state)
+        let source = request_source(&state, &p);
+        move || tagged(source.as_ref())
     })
     .await?;
     let mut names: Vec<String> = series.iter().flat_map(|(_, t)| t.keys().cloned()).collect();
@@ -930,8 +983,8 @@ async fn tag_handler(
     let filter = filter_regex(&p)?;
     let limit = limit_param(&p, usize::MAX)?;
     let series = run_blocking({
-        let state = state.clone();
-        move || tagged(&state)
+        let source = request_source(&state, &p);
+        move || tagged(source.as_ref())
     })
     .await?;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -975,8 +1028,8 @@ async fn find_series_handler(
     }
     let parsed = parse_tag_exprs(&exprs).map_err(ApiError::param)?;
     let series = run_blocking({
-        let state = state.clone();
-        move || tagged(&state)
+        let source = request_source(&state, &p);
+        move || tagged(source.as_ref())
     })
     .await?;
     let mut names: Vec<&str> = matching(&series, &parsed)
@@ -996,8 +1049,8 @@ async fn autocomplete_tags_handler(
     let prefix = p.get("tagPrefix").unwrap_or("").to_owned();
     let limit = limit_param(&p, 100)?;
     let series = run_blocking({
-        let state = state.clone();
-        move || tagged(&state)
+        let source = request_source(&state, &p);
+        move || tagged(source.as_ref())
     })
     .await?;
     let mut names: Vec<String> = if exprs.is_empty() {
@@ -1032,8 +1085,8 @@ async fn autocomplete_values_handler(
     let prefix = p.get("valuePrefix").unwrap_or("").to_owned();
     let limit = limit_param(&p, 100)?;
     let series = run_blocking({
-        let state = state.clone();
-        move || tagged(&state)
+        let source = request_source(&state, &p);
+        move || tagged(source.as_ref())
     })
     .await?;
     let chosen: Vec<usize> = if exprs.is_empty() {

@@ -5,7 +5,9 @@
 //! mounts [`app`] in its own server or calls [`serve`] with a bound listener and a cancellation
 //! token. `charcoal_store::Store` implements [`MetricSource`] (find through its index, fetch
 //! through its write cache, `seriesByTag` through its tag index); [`MemorySource`] is an
-//! in-memory source for tests and benchmarks.
+//! in-memory source for tests and benchmarks. With `cluster_servers` configured,
+//! [`source_for`] wraps the local source in a [`ClusterSource`] that also reads the peers'
+//! HTTP APIs, like graphite-web's `CLUSTER_SERVERS`.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -20,23 +22,32 @@
 //! Inside: a pure target parser (`parse`), Graphite time specifications (`attime`), the series
 //! model and numeric rules (`series`), evaluation (`eval`), the function catalogue
 //! (`functions`, one self-describing entry per function, also feeding `/functions`), output
-//! formats (`render`) and the HTTP layer (`http`).
+//! formats (`render`), PNG/SVG graphs (`graph`), the HTTP layer (`http`), and the browser UI
+//! with its dashboards (`ui`, `dashboards`; served at `/`, dashboards stored as JSON files in
+//! [`Config::dashboards_dir`]).
 
 mod attime;
+mod cluster;
 mod config;
+mod dashboards;
 mod error;
 mod eval;
 mod functions;
+mod graph;
 mod http;
 mod parse;
 mod render;
 mod series;
 mod source;
 mod store_source;
+mod ui;
 
 pub use attime::parse_time;
+pub use cluster::{ClusterError, ClusterSource, ClusterStats, source_for};
 pub use config::{Config, ConfigError};
-pub use error::{ApiError, EvalError, ParseError, SourceError, TimeError};
+pub use dashboards::DashboardError;
+pub use error::{ApiError, EvalError, GraphError, ParseError, SourceError, TimeError};
+pub use graph::GraphRenderer;
 pub use http::{AppState, GRAPHITE_VERSION, WebServer, app, serve, serve_router};
 pub use parse::check_target;
-pub use source::{FetchedSeries, FindMatch, MemorySource, MetricSource};
+pub use source::{FetchIter, FetchedSeries, FindMatch, MemorySource, MetricSource, Selector};

@@ -25,6 +25,20 @@ pub struct FetchedSeries {
     pub values: Vec<Option<f64>>,
 }
 
+/// What selected the leaves of a [`MetricSource::fetch_selection`] call: the request's own
+/// words, which a cluster peer can evaluate in one round trip (graphite-web's bulk fetch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Selector<'a> {
+    /// A path expression (glob or exact name, tagged names included), unescaped.
+    Path(&'a str),
+    /// The expressions of a `seriesByTag(...)` call.
+    Tags(&'a [String]),
+}
+
+/// The series of a [`MetricSource::fetch_selection`] call, one item per requested name.
+pub type FetchIter<'a> = Box<dyn Iterator<Item = Result<Option<FetchedSeries>, SourceError>> + 'a>;
+
 /// Read access to stored metrics. Calls are blocking; the HTTP layer runs evaluation on the
 /// blocking pool.
 pub trait MetricSource: Send + Sync {
@@ -41,6 +55,30 @@ pub trait MetricSource: Send + Sync {
         until: i64,
         now: i64,
     ) -> Result<Option<FetchedSeries>, SourceError>;
+
+    /// Fetches `names`, the leaves `selector` matched, over one window: one item per name, in
+    /// order, `None` where nothing is stored. The default reads them lazily one by one with
+    /// [`MetricSource::fetch`], so the caller's limits stop a large read early; a source whose
+    /// every call costs a round trip (a cluster) fetches the whole selection at once.
+    fn fetch_selection<'a>(
+        &'a self,
+        selector: Selector<'_>,
+        names: &'a [String],
+        from: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<FetchIter<'a>, SourceError> {
+        let _ = selector;
+        Ok(Box::new(
+            names.iter().map(move |n| self.fetch(n, from, until, now)),
+        ))
+    }
+
+    /// The part of this source that holds this node's own data, when it is more than that
+    /// (a cluster): requests carrying `local=1` read it, so peers never fan out in circles.
+    fn local_source(&self) -> Option<std::sync::Arc<dyn MetricSource>> {
+        None
+    }
 
     /// Canonical names (`name;tag=value;...`, tags sorted) of every tagged series.
     fn tagged_series(&self) -> Result<Vec<String>, SourceError>;
@@ -94,6 +132,19 @@ impl<T: MetricSource + ?Sized> MetricSource for std::sync::Arc<T> {
         now: i64,
     ) -> Result<Option<FetchedSeries>, SourceError> {
         (**self).fetch(name, from, until, now)
+    }
+    fn fetch_selection<'a>(
+        &'a self,
+        selector: Selector<'_>,
+        names: &'a [String],
+        from: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<FetchIter<'a>, SourceError> {
+        (**self).fetch_selection(selector, names, from, until, now)
+    }
+    fn local_source(&self) -> Option<std::sync::Arc<dyn MetricSource>> {
+        (**self).local_source()
     }
     fn tagged_series(&self) -> Result<Vec<String>, SourceError> {
         (**self).tagged_series()

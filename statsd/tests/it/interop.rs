@@ -48,6 +48,9 @@ enum Step {
     Node(&'static str),
     /// Collect the next flush.
     Flush,
+    /// An admin command (after the UDP input so far was processed); its reply is
+    /// compared byte for byte, as a pseudo-flush `[("admin <cmd>", reply)]`.
+    Admin(&'static str),
 }
 
 #[derive(Clone)]
@@ -272,28 +275,92 @@ fn run_etsy(case: &Case) -> Result<Flushes, String> {
         .map_err(|_| "etsy statsd did not flush".to_string())?;
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut flushes = Vec::new();
+    let mut since_flush = 0;
     for step in &case.steps {
         match step {
             Step::Udp(ds) => {
                 for d in ds {
                     sock.send_to(d, ("127.0.0.1", port)).unwrap();
                 }
+                since_flush += ds.len();
             }
             Step::Tcp(bytes) => {
                 let mut s =
                     TcpStream::connect(("127.0.0.1", tcp_port)).map_err(|e| e.to_string())?;
                 s.write_all(bytes).unwrap();
             }
-            Step::Python(_) | Step::Node(_) => run_client(step, port)?,
+            Step::Python(_) | Step::Node(_) => {
+                run_client(step, port)?;
+                sock.send_to(SYNC_LINE.as_bytes(), ("127.0.0.1", port))
+                    .unwrap();
+                since_flush += 1;
+                wait_for_sync(mgmt_port)?;
+            }
             Step::Flush => {
                 let text = rx
                     .recv_timeout(interval)
                     .map_err(|_| "etsy statsd stopped flushing".to_string())?;
                 flushes.push(pairs(&text));
+                since_flush = 0;
+            }
+            Step::Admin(cmd) => {
+                // The reference handles UDP asynchronously: wait until its own count of
+                // packets this interval covers what was sent.
+                let want = format!("'statsd.packets_received': {since_flush}");
+                let mut settled = false;
+                for _ in 0..200 {
+                    let c = admin_command(mgmt_port, "counters")?;
+                    let at = c.find(&want).map(|i| i + want.len());
+                    if at.is_some_and(|i| !c.as_bytes()[i].is_ascii_digit()) {
+                        settled = true;
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                if !settled {
+                    return Err("etsy statsd did not receive the datagrams".into());
+                }
+                flushes.push(vec![(
+                    format!("admin {cmd}"),
+                    admin_command(mgmt_port, cmd)?,
+                )]);
             }
         }
     }
     Ok(flushes)
+}
+
+/// Sent after a client library's datagrams, to both servers: once the counter shows up in
+/// the admin `counters` dump, everything the client sent before it was processed (one
+/// socket, one receiving queue, in order). Both flushes then contain it alike.
+const SYNC_LINE: &str = "harness.sync:1|c";
+
+fn wait_for_sync(admin_port: u16) -> Result<(), String> {
+    for _ in 0..1000 {
+        if admin_command(admin_port, "counters")?.contains("'harness.sync': 1") {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err("the sync datagram after the client's never arrived".into())
+}
+
+/// One admin command over a fresh connection; the reply up to its `END\n\n`.
+fn admin_command(port: u16, cmd: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("admin: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(cmd.as_bytes()).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !out.ends_with(b"END\n\n") {
+        let n = s.read(&mut buf).map_err(|e| format!("admin {cmd}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(out).map_err(|e| e.to_string())
 }
 
 fn run_ours(case: &Case) -> Result<Flushes, String> {
@@ -308,11 +375,13 @@ fn run_ours(case: &Case) -> Result<Flushes, String> {
         let port = udp[0].local_addr().unwrap().port();
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tcp_addr = tcp.local_addr().unwrap();
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_port = admin.local_addr().unwrap().port();
         let capture = Arc::new(Capture(Mutex::new(Vec::new())));
         let sockets = Sockets {
             udp,
             tcp: vec![LineListener::Tcp(tcp)],
-            admin: None,
+            admin: Some(admin),
         };
         let h = charcoal_statsd::spawn(
             case.config.clone(),
@@ -361,17 +430,22 @@ fn run_ours(case: &Case) -> Result<Flushes, String> {
                     tokio::task::spawn_blocking(move || run_client(&s, port))
                         .await
                         .unwrap()?;
-                    // Settle: no new packet for 300 ms.
-                    let mut last = u64::MAX;
-                    while Stats::get(&stats.packets) != last {
-                        last = Stats::get(&stats.packets);
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                    }
-                    packets = last;
+                    sock.send_to(SYNC_LINE.as_bytes(), ("127.0.0.1", port))
+                        .unwrap();
+                    tokio::task::spawn_blocking(move || wait_for_sync(admin_port))
+                        .await
+                        .unwrap()?;
+                    packets = Stats::get(&stats.packets);
                 }
                 Step::Flush => {
                     let f = h.flush_now().await.ok_or("no flush")?;
                     flushes.push(pairs(f.text()));
+                }
+                &Step::Admin(cmd) => {
+                    let reply = tokio::task::spawn_blocking(move || admin_command(admin_port, cmd))
+                        .await
+                        .unwrap()?;
+                    flushes.push(vec![(format!("admin {cmd}"), reply)]);
                 }
             }
             lines_seen = Stats::get(&stats.lines);
@@ -437,6 +511,51 @@ fn run_all(cases: Vec<Case>) -> Vec<String> {
 
 fn conformance_cases() -> Vec<Case> {
     let mut v = vec![
+        // Admin dumps list keys in JavaScript object order (spec §10.1, §13): array
+        // indices first, ascending, then first insertion; zeroed keys keep their place,
+        // deleted ones come back at the end; `del* x.*` matches in that order too.
+        steps(
+            "admin_dumps_in_object_order",
+            cfg(1000),
+            vec![
+                udp(&[
+                    "zeta:1|c",
+                    "alpha:2|c\n10:1|c",
+                    "2:1|c|@0.5",
+                    "mid.x:3|c\nbeta:1|c\nmid.a:1|c",
+                    "gz:1|g",
+                    "ga:2|g\n5:1|g\n007:1|g",
+                    "tz:1|ms",
+                    "ta:2|ms\nta:3|ms",
+                ]),
+                Step::Admin("counters"),
+                Step::Admin("timers"),
+                Step::Admin("gauges"),
+                Step::Flush,
+                udp(&["new:1|c", "alpha:1|c", "4294967295:1|c\n4294967294:1|c"]),
+                Step::Admin("counters"),
+                Step::Admin("delcounters mid.* beta"),
+                udp(&["beta:1|c"]),
+                Step::Admin("counters"),
+                Step::Admin("deltimers tz"),
+                Step::Admin("timers"),
+                Step::Flush,
+            ],
+        ),
+        steps(
+            "admin_dumps_after_delete_counters",
+            Config {
+                delete_counters: Some(true),
+                ..cfg(1000)
+            },
+            vec![
+                udp(&["zeta:1|c", "alpha:1|c"]),
+                Step::Flush,
+                udp(&["alpha:1|c", "omega:1|c", "zeta:1|c"]),
+                Step::Admin("counters"),
+                Step::Flush,
+            ],
+        ),
         // Counters and sample rates (spec §17.1-15)
         lines("rate_0.1", &["a:1|c|@0.1"]),
         with("rate_0.1_interval_2s", cfg(2000), &["a:1|c|@0.1"]),

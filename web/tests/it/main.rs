@@ -3,8 +3,12 @@
 //! suite against graphite-web 1.1.10.
 
 mod api;
+mod browser;
+mod cluster;
 mod grafana;
+mod graph;
 mod interop;
 mod server;
+mod ui;
 mod util;
 mod whisper;
