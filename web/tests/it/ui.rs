@@ -182,7 +182,7 @@ async fn shipped_dashboards_are_valid() {
             d["name"].as_str().unwrap()
         })
         .collect();
-    for expected in ["host-overview", "statsd-carbon", "fleet"] {
+    for expected in ["host-overview", "statsd-carbon", "fleet", "charcoal-self"] {
         assert!(names.contains(&expected), "{names:?}");
     }
     for name in names {
@@ -226,7 +226,14 @@ async fn shipped_dashboards_are_valid() {
 /// The Grafana boards are generated from ours: same titles, same targets, in order.
 #[test]
 fn grafana_dashboards_match_ours() {
-    for name in ["host-overview", "statsd-carbon", "fleet"] {
+    let mut names: Vec<String> = std::fs::read_dir(shipped())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|f| f.strip_suffix(".json").map(str::to_owned))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 4, "{names:?}");
+    for name in names {
         let read = |p: PathBuf| -> serde_json::Value {
             serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
         };
