@@ -180,11 +180,10 @@ pub enum RulesError {
 pub enum TagError {
     #[error("no tag expressions specified")]
     NoExpressions,
-    #[error(
-        "invalid tag expression '{expression}': expected tag=value, tag!=value, tag=~regex or tag!=~regex"
-    )]
+    /// graphite-web's wording; the forms are tag=value, tag!=value, tag=~regex, tag!=~regex.
+    #[error("Invalid tagspec {expression}")]
     Expression { expression: String },
-    #[error("invalid regular expression in '{expression}': {reason}")]
+    #[error("Invalid regex in tagspec {expression}: {reason}")]
     Regex { expression: String, reason: String },
     #[error("At least one tagspec must not match the empty string")]
     MatchesEverything,

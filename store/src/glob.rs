@@ -19,6 +19,36 @@ enum Token {
     },
 }
 
+/// A Graphite path pattern (`servers.web*.cpu.{user,system}`), matched node by node: a node
+/// pattern never matches across a dot.
+#[derive(Debug, Clone)]
+pub struct Glob {
+    nodes: Vec<NodePattern>,
+}
+
+impl Glob {
+    /// Compiles `pattern`.
+    pub fn new(pattern: &str) -> Glob {
+        Glob {
+            nodes: pattern.split('.').map(NodePattern::new).collect(),
+        }
+    }
+
+    /// Whether the dotted `path` matches, node for node.
+    pub fn matches(&self, path: &str) -> bool {
+        let mut nodes = path.split('.');
+        self.nodes
+            .iter()
+            .all(|p| nodes.next().is_some_and(|n| p.matches(n)))
+            && nodes.next().is_none()
+    }
+
+    /// The node patterns, for walking a tree.
+    pub(crate) fn nodes(&self) -> &[NodePattern] {
+        &self.nodes
+    }
+}
+
 /// One node of a glob pattern.
 #[derive(Debug, Clone)]
 pub(crate) struct NodePattern {
@@ -231,6 +261,17 @@ mod tests {
         assert!(m("{a,b}{1,2}", "b2"));
         assert!(m("{a,b", "{a,b"));
         assert!(m("{,x}y", "y"));
+    }
+
+    #[test]
+    fn whole_paths() {
+        let g = Glob::new("a.{b*,c}.d");
+        assert!(g.matches("a.bee.d"));
+        assert!(g.matches("a.c.d"));
+        assert!(!g.matches("a.c"));
+        assert!(!g.matches("a.c.d.e"));
+        assert!(!Glob::new("a.*").matches("a.b.c"));
+        assert!(Glob::new("*").matches("x"));
     }
 
     #[test]

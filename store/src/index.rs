@@ -8,7 +8,7 @@ use std::sync::Arc;
 use regex::Regex;
 
 use crate::error::TagError;
-use crate::glob::NodePattern;
+use crate::glob::{Glob, NodePattern};
 
 /// One result of [`Index::find`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,10 +57,10 @@ impl Index {
     /// Graphite `find`: the nodes at the pattern's depth whose names match, sorted by name,
     /// a branch before a leaf of the same name.
     pub(crate) fn find(&self, pattern: &str) -> Vec<FindMatch> {
-        let parts: Vec<NodePattern> = pattern.split('.').map(NodePattern::new).collect();
+        let glob = Glob::new(pattern);
         let mut out = Vec::new();
         let mut prefix = String::new();
-        walk(&self.root, &parts, &mut prefix, &mut out);
+        walk(&self.root, glob.nodes(), &mut prefix, &mut out);
         out
     }
 
@@ -147,20 +147,24 @@ pub(crate) struct TagIndex {
     values: HashMap<Box<str>, SeriesByValue>,
 }
 
-/// One `seriesByTag` expression.
-#[derive(Debug)]
-enum TagExpr {
+/// One `seriesByTag` expression: `tag=value`, `tag!=value`, `tag=~regex` or `tag!=~regex`
+/// (regular expressions anchored at the start, as graphite-web does).
+#[derive(Debug, Clone)]
+pub enum TagExpression {
     Equal(String, String),
     NotEqual(String, String),
     Match(String, Regex),
     NotMatch(String, Regex),
 }
 
-impl TagExpr {
-    fn parse(text: &str) -> Result<TagExpr, TagError> {
+impl TagExpression {
+    /// Parses one expression.
+    pub fn parse(text: &str) -> Result<TagExpression, TagError> {
         let bad = || TagError::Expression {
             expression: text.to_owned(),
         };
+        // The tag runs to the first operator character, as graphite-web's tagspec
+        // `^([^;!=]+)(!?=~?)([^;]*)$` reads it.
         let (tag, op, value) = if let Some((t, v)) = text.split_once("!=~") {
             (t, "!=~", v)
         } else if let Some((t, v)) = text.split_once("=~") {
@@ -173,7 +177,7 @@ impl TagExpr {
             return Err(bad());
         };
         let tag = tag.trim().to_owned();
-        if tag.is_empty() {
+        if tag.is_empty() || tag.contains([';', '!', '=']) || value.contains(';') {
             return Err(bad());
         }
         let regex = |v: &str| {
@@ -188,29 +192,46 @@ impl TagExpr {
             })
         };
         Ok(match op {
-            "=" => TagExpr::Equal(tag, value.to_owned()),
-            "!=" => TagExpr::NotEqual(tag, value.to_owned()),
-            "=~" => TagExpr::Match(tag, regex(value)?),
-            _ => TagExpr::NotMatch(tag, regex(value)?),
+            "=" => TagExpression::Equal(tag, value.to_owned()),
+            "!=" => TagExpression::NotEqual(tag, value.to_owned()),
+            "=~" => TagExpression::Match(tag, regex(value)?),
+            _ => TagExpression::NotMatch(tag, regex(value)?),
         })
     }
 
-    fn tag(&self) -> &str {
+    /// Parses a whole query: at least one expression, and at least one that can fail on an
+    /// empty value (otherwise every series would match, which graphite-web refuses).
+    pub fn parse_all<S: AsRef<str>>(texts: &[S]) -> Result<Vec<TagExpression>, TagError> {
+        let exprs = texts
+            .iter()
+            .map(|t| TagExpression::parse(t.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if exprs.is_empty() {
+            return Err(TagError::NoExpressions);
+        }
+        if exprs.iter().all(|e| e.accepts("")) {
+            return Err(TagError::MatchesEverything);
+        }
+        Ok(exprs)
+    }
+
+    /// The tag compared.
+    pub fn tag(&self) -> &str {
         match self {
-            TagExpr::Equal(t, _)
-            | TagExpr::NotEqual(t, _)
-            | TagExpr::Match(t, _)
-            | TagExpr::NotMatch(t, _) => t,
+            TagExpression::Equal(t, _)
+            | TagExpression::NotEqual(t, _)
+            | TagExpression::Match(t, _)
+            | TagExpression::NotMatch(t, _) => t,
         }
     }
 
     /// Whether a series whose tag has `value` (empty when absent) passes.
-    fn accepts(&self, value: &str) -> bool {
+    pub fn accepts(&self, value: &str) -> bool {
         match self {
-            TagExpr::Equal(_, v) => value == v,
-            TagExpr::NotEqual(_, v) => value != v,
-            TagExpr::Match(_, r) => r.is_match(value),
-            TagExpr::NotMatch(_, r) => !r.is_match(value),
+            TagExpression::Equal(_, v) => value == v,
+            TagExpression::NotEqual(_, v) => value != v,
+            TagExpression::Match(_, r) => r.is_match(value),
+            TagExpression::NotMatch(_, r) => !r.is_match(value),
         }
     }
 }
@@ -242,13 +263,7 @@ impl TagIndex {
 
     /// The series matching every expression, sorted (Graphite's `seriesByTag`).
     pub(crate) fn find_series(&self, expressions: &[&str]) -> Result<Vec<String>, TagError> {
-        let exprs = expressions
-            .iter()
-            .map(|e| TagExpr::parse(e))
-            .collect::<Result<Vec<_>, _>>()?;
-        if exprs.is_empty() {
-            return Err(TagError::NoExpressions);
-        }
+        let exprs = TagExpression::parse_all(expressions)?;
         // Start from the smallest candidate set an expression that rejects the empty value
         // gives; without one, every series would match, which Graphite refuses.
         let mut candidates: Option<BTreeSet<&Arc<str>>> = None;
@@ -269,7 +284,8 @@ impl TagIndex {
             }
         }
         let Some(candidates) = candidates else {
-            return Err(TagError::MatchesEverything);
+            // parse_all guarantees an expression that rejects the empty value.
+            return Ok(Vec::new());
         };
         Ok(candidates
             .into_iter()
@@ -292,7 +308,7 @@ impl TagIndex {
         } else {
             let used: Vec<&str> = expressions
                 .iter()
-                .map(|e| TagExpr::parse(e).map(|x| x.tag().to_owned()))
+                .map(|e| TagExpression::parse(e).map(|x| x.tag().to_owned()))
                 .collect::<Result<Vec<_>, _>>()?
                 .iter()
                 .map(|t| {

@@ -37,7 +37,8 @@ pub use carbon::{
 pub use config::{StoreConfig, duration_text};
 pub use db::{Clock, Store, StoreStats, system_clock};
 pub use error::{Corruption, RetentionError, RulesError, StoreError, TagError, WhisperError};
-pub use index::FindMatch;
+pub use glob::Glob;
+pub use index::{FindMatch, TagExpression};
 pub use name::{MAX_NAME_LEN, MetricName, NameError};
 pub use retention::{Retention, parse_retentions, validate_archive_list};
 pub use rules::{DEFAULT_RETENTION, NewFileSettings, SkippedSection, StorageRules};

@@ -12,7 +12,9 @@ use crate::error::EvalError;
 use crate::functions::{self, FunctionDef, Param, ParamType};
 use crate::parse::{Arg, Expr};
 use crate::series::{Series, py_float};
-use crate::source::{MetricSource, Selector, parse_tag_exprs};
+use charcoal_store::TagExpression;
+
+use crate::source::{MetricSource, Selector};
 
 /// Limits applied while evaluating one request (spec §21).
 #[derive(Debug, Clone, Copy)]
@@ -328,9 +330,9 @@ impl<'a> Ctx<'a> {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        parse_tag_exprs(specs).map_err(|message| EvalError::Input {
+        TagExpression::parse_all(specs).map_err(|e| EvalError::Input {
             func: "seriesByTag".into(),
-            message,
+            message: e.to_string(),
         })?;
         let mut names = self.source.find_tagged(specs)?;
         names.sort();

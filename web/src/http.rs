@@ -27,7 +27,9 @@ use crate::graph::{self, ImageFormat};
 use crate::parse::parse_target;
 use crate::render::{self, JsonOptions};
 use crate::series::{format_tagged, tags_from_name};
-use crate::source::{MetricSource, TagExpr, parse_tag_exprs};
+use charcoal_store::TagExpression;
+
+use crate::source::{MetricSource, tags_match};
 
 /// The graphite-web API level Charcoal answers at `/version` (spec §15).
 pub const GRAPHITE_VERSION: &str = "1.1.10";
@@ -1009,10 +1011,14 @@ async fn tag_handler(
     ))
 }
 
-fn matching(series: &TaggedList, exprs: &[TagExpr]) -> Vec<usize> {
+fn matching(series: &TaggedList, exprs: &[TagExpression]) -> Vec<usize> {
     (0..series.len())
-        .filter(|&i| exprs.iter().all(|e| e.matches(&series[i].1)))
+        .filter(|&i| tags_match(&series[i].1, exprs))
         .collect()
+}
+
+fn parse_tag_expressions(exprs: &[String]) -> Result<Vec<TagExpression>, ApiError> {
+    TagExpression::parse_all(exprs).map_err(|e| ApiError::param(e.to_string()))
 }
 
 async fn find_series_handler(
@@ -1026,7 +1032,7 @@ async fn find_series_handler(
             message: "no tag expressions specified",
         });
     }
-    let parsed = parse_tag_exprs(&exprs).map_err(ApiError::param)?;
+    let parsed = parse_tag_expressions(&exprs)?;
     let series = run_blocking({
         let source = request_source(&state, &p);
         move || tagged(source.as_ref())
@@ -1056,8 +1062,8 @@ async fn autocomplete_tags_handler(
     let mut names: Vec<String> = if exprs.is_empty() {
         series.iter().flat_map(|(_, t)| t.keys().cloned()).collect()
     } else {
-        let parsed = parse_tag_exprs(&exprs).map_err(ApiError::param)?;
-        let searched: Vec<String> = parsed.iter().map(|e| e.tag.clone()).collect();
+        let parsed = parse_tag_expressions(&exprs)?;
+        let searched: Vec<String> = parsed.iter().map(|e| e.tag().to_owned()).collect();
         matching(&series, &parsed)
             .into_iter()
             .flat_map(|i| series[i].1.keys().cloned())
@@ -1093,7 +1099,7 @@ async fn autocomplete_values_handler(
         (0..series.len()).collect()
     } else {
         exprs.push(format!("{tag}!="));
-        let parsed = parse_tag_exprs(&exprs).map_err(ApiError::param)?;
+        let parsed = parse_tag_expressions(&exprs)?;
         matching(&series, &parsed)
     };
     let mut values: Vec<String> = chosen

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
+use charcoal_store::{Glob, TagExpression};
+
 use crate::error::SourceError;
 
 /// One node matched by a glob: a branch (directory) or a leaf (metric).
@@ -87,15 +89,12 @@ pub trait MetricSource: Send + Sync {
     /// `tag!=value`, `tag=~regex`, `tag!=~regex`; the caller has validated them). The default
     /// filters [`MetricSource::tagged_series`]; a source with a tag index answers directly.
     fn find_tagged(&self, expressions: &[String]) -> Result<Vec<String>, SourceError> {
-        let exprs =
-            parse_tag_exprs(expressions).map_err(|e| SourceError::new(expressions.join(","), e))?;
+        let exprs = TagExpression::parse_all(expressions)
+            .map_err(|e| SourceError::new(expressions.join(","), e))?;
         Ok(self
             .tagged_series()?
             .into_iter()
-            .filter(|n| {
-                let tags = crate::series::tags_from_name(n);
-                exprs.iter().all(|e| e.matches(&tags))
-            })
+            .filter(|n| tags_match(&crate::series::tags_from_name(n), &exprs))
             .collect())
     }
 
@@ -157,232 +156,11 @@ impl<T: MetricSource + ?Sized> MetricSource for std::sync::Arc<T> {
     }
 }
 
-/// Expands `{a,b}` alternatives (nested or repeated) into plain fnmatch patterns.
-pub(crate) fn expand_braces(pattern: &str) -> Vec<String> {
-    let Some(open) = pattern.find('{') else {
-        return vec![pattern.to_owned()];
-    };
-    let mut depth = 0;
-    let mut close = None;
-    for (i, c) in pattern[open..].char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    close = Some(open + i);
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    let Some(close) = close else {
-        return vec![pattern.to_owned()];
-    };
-    let (head, body, tail) = (
-        &pattern[..open],
-        &pattern[open + 1..close],
-        &pattern[close + 1..],
-    );
-    let mut alternatives = Vec::new();
-    let (mut depth, mut last) = (0, 0);
-    for (i, c) in body.char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' => depth -= 1,
-            ',' if depth == 0 => {
-                alternatives.push(&body[last..i]);
-                last = i + 1;
-            }
-            _ => {}
-        }
-    }
-    alternatives.push(&body[last..]);
-    let mut out = Vec::new();
-    for alt in alternatives {
-        out.extend(expand_braces(&format!("{head}{alt}{tail}")));
-    }
-    out
-}
-
-/// fnmatch of one node name against one brace-free pattern node (`*`, `?`, `[a-z]`, `[!x]`).
-pub(crate) fn fnmatch(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    fn go(p: &[char], n: &[char]) -> bool {
-        let (mut pi, mut ni) = (0, 0);
-        let mut star: Option<(usize, usize)> = None;
-        while ni < n.len() {
-            if pi < p.len() {
-                match p[pi] {
-                    '*' => {
-                        star = Some((pi, ni));
-                        pi += 1;
-                        continue;
-                    }
-                    '?' => {
-                        pi += 1;
-                        ni += 1;
-                        continue;
-                    }
-                    '[' => {
-                        if let Some((matched, len)) = class(&p[pi..], n[ni]) {
-                            if matched {
-                                pi += len;
-                                ni += 1;
-                                continue;
-                            }
-                        } else if n[ni] == '[' {
-                            pi += 1;
-                            ni += 1;
-                            continue;
-                        }
-                    }
-                    c if c == n[ni] => {
-                        pi += 1;
-                        ni += 1;
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
-            match star {
-                Some((sp, sn)) => {
-                    pi = sp + 1;
-                    ni = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            }
-        }
-        p[pi..].iter().all(|&c| c == '*')
-    }
-    /// `[...]` at the start of `p`: (does `c` match, pattern length); None if unterminated.
-    fn class(p: &[char], c: char) -> Option<(bool, usize)> {
-        let mut i = 1;
-        let negate = matches!(p.get(1), Some('!' | '^'));
-        if negate {
-            i += 1;
-        }
-        let mut matched = false;
-        let mut first = true;
-        while i < p.len() {
-            if p[i] == ']' && !first {
-                return Some((matched != negate, i + 1));
-            }
-            first = false;
-            if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
-                if p[i] <= c && c <= p[i + 2] {
-                    matched = true;
-                }
-                i += 3;
-            } else {
-                if p[i] == c {
-                    matched = true;
-                }
-                i += 1;
-            }
-        }
-        None
-    }
-    go(&p, &n)
-}
-
-/// True if `path` (dotted) matches the whole glob `pattern`.
-pub(crate) fn glob_match(pattern: &str, path: &str) -> bool {
-    expand_braces(pattern).iter().any(|p| {
-        let pn: Vec<&str> = p.split('.').collect();
-        let nn: Vec<&str> = path.split('.').collect();
-        pn.len() == nn.len() && pn.iter().zip(&nn).all(|(a, b)| fnmatch(a, b))
-    })
-}
-
-/// Comparison of one `seriesByTag` expression.
-#[derive(Debug, Clone)]
-pub(crate) enum TagOp {
-    Eq(String),
-    Ne(String),
-    Match(regex::Regex),
-    NotMatch(regex::Regex),
-}
-
-/// One tag expression (`tag=value`, `tag!=value`, `tag=~re`, `tag!=~re`).
-#[derive(Debug, Clone)]
-pub(crate) struct TagExpr {
-    pub tag: String,
-    pub op: TagOp,
-}
-
-impl TagExpr {
-    /// Parses graphite-web's tagspec `^([^;!=]+)(!?=~?)([^;]*)$`.
-    pub fn parse(spec: &str) -> Result<Self, String> {
-        let bad = || format!("Invalid tagspec {spec}");
-        let op_at = spec.find(['!', '=']).ok_or_else(bad)?;
-        let tag = &spec[..op_at];
-        if tag.is_empty() || tag.contains(';') {
-            return Err(bad());
-        }
-        let rest = &spec[op_at..];
-        let (op, value) = if let Some(v) = rest.strip_prefix("!=~") {
-            ("!=~", v)
-        } else if let Some(v) = rest.strip_prefix("!=") {
-            ("!=", v)
-        } else if let Some(v) = rest.strip_prefix("=~") {
-            ("=~", v)
-        } else if let Some(v) = rest.strip_prefix('=') {
-            ("=", v)
-        } else {
-            return Err(bad());
-        };
-        if value.contains(';') {
-            return Err(bad());
-        }
-        let anchored = || {
-            let re = if value.starts_with('^') {
-                value.to_owned()
-            } else {
-                format!("^(?:{value})")
-            };
-            regex::Regex::new(&re).map_err(|e| format!("Invalid regex in tagspec {spec}: {e}"))
-        };
-        let op = match op {
-            "=" => TagOp::Eq(value.to_owned()),
-            "!=" => TagOp::Ne(value.to_owned()),
-            "=~" => TagOp::Match(anchored()?),
-            _ => TagOp::NotMatch(anchored()?),
-        };
-        Ok(TagExpr {
-            tag: tag.to_owned(),
-            op,
-        })
-    }
-
-    pub fn matches_value(&self, value: &str) -> bool {
-        match &self.op {
-            TagOp::Eq(v) => value == v,
-            TagOp::Ne(v) => value != v,
-            TagOp::Match(re) => re.is_match(value),
-            TagOp::NotMatch(re) => !re.is_match(value),
-        }
-    }
-
-    /// Tags absent from the series compare as the empty string.
-    pub fn matches(&self, tags: &BTreeMap<String, String>) -> bool {
-        self.matches_value(tags.get(&self.tag).map_or("", String::as_str))
-    }
-}
-
-/// Parses expressions and checks that at least one can fail on an empty value.
-pub(crate) fn parse_tag_exprs(specs: &[String]) -> Result<Vec<TagExpr>, String> {
-    let exprs = specs
+/// Whether a series with `tags` passes every expression (an absent tag compares as "").
+pub(crate) fn tags_match(tags: &BTreeMap<String, String>, exprs: &[TagExpression]) -> bool {
+    exprs
         .iter()
-        .map(|s| TagExpr::parse(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    if exprs.is_empty() || exprs.iter().all(|e| e.matches_value("")) {
-        return Err("At least one tagspec must not match the empty string".to_owned());
-    }
-    Ok(exprs)
+        .all(|e| e.accepts(tags.get(e.tag()).map_or("", String::as_str)))
 }
 
 /// Stored points of one in-memory metric: one slot per step from `first`, NaN = no point.
@@ -447,14 +225,14 @@ impl MetricSource for MemorySource {
             return Ok(out.into_iter().collect());
         }
         let depth = pattern.split('.').count();
+        let glob = Glob::new(pattern);
         for name in metrics.keys().filter(|n| !n.contains(';')) {
             let nodes: Vec<&str> = name.split('.').collect();
             if nodes.len() < depth {
                 continue;
             }
             let prefix = nodes[..depth].join(".");
-            if nodes.iter().take(depth).any(|n| n.starts_with('.')) || !glob_match(pattern, &prefix)
-            {
+            if nodes.iter().take(depth).any(|n| n.starts_with('.')) || !glob.matches(&prefix) {
                 continue;
             }
             out.insert(FindMatch {
@@ -526,51 +304,6 @@ impl MetricSource for MemorySource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn braces_expand_to_all_combinations() {
-        assert_eq!(expand_braces("a.{b,c}.{d,e}").len(), 4);
-        assert_eq!(expand_braces("a{b,c{d,e}}"), vec!["ab", "acd", "ace"]);
-        assert_eq!(expand_braces("a.{b"), vec!["a.{b"]);
-    }
-
-    #[test]
-    fn fnmatch_semantics() {
-        assert!(fnmatch("web*", "web"));
-        assert!(fnmatch("web*", "web12"));
-        assert!(fnmatch("w?b", "wab"));
-        assert!(!fnmatch("w?b", "wb"));
-        assert!(fnmatch("[a-c]x", "bx"));
-        assert!(!fnmatch("[!a-c]x", "bx"));
-        assert!(fnmatch("*a*b*", "xxaxxbxx"));
-        assert!(!fnmatch("*a*b", "xxaxxbxx"));
-        assert!(fnmatch("[0-9][0-9]", "42"));
-        assert!(!fnmatch("web", "Web"));
-        assert!(glob_match("a.{b*,c}.d", "a.bee.d"));
-        assert!(!glob_match("a.*", "a.b.c"));
-    }
-
-    #[test]
-    fn tag_expressions() {
-        let mut tags = BTreeMap::new();
-        tags.insert("name".to_owned(), "disk.used".to_owned());
-        tags.insert("dc".to_owned(), "east".to_owned());
-        assert!(TagExpr::parse("dc=east").unwrap().matches(&tags));
-        assert!(TagExpr::parse("dc!=west").unwrap().matches(&tags));
-        assert!(TagExpr::parse("dc=~ea").unwrap().matches(&tags));
-        assert!(
-            !TagExpr::parse("dc=~st").unwrap().matches(&tags),
-            "anchored at the start"
-        );
-        assert!(
-            TagExpr::parse("host!=web1").unwrap().matches(&tags),
-            "absent compares as ''"
-        );
-        assert!(TagExpr::parse("name=~disk\\.").unwrap().matches(&tags));
-        assert!(TagExpr::parse("bad").is_err());
-        assert!(parse_tag_exprs(&["a!=b".to_owned()]).is_err());
-        assert!(parse_tag_exprs(&["a!=b".to_owned(), "c=d".to_owned()]).is_ok());
-    }
 
     #[test]
     fn memory_fetch_has_whisper_boundaries() {

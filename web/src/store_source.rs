@@ -2,11 +2,11 @@
 //! its write cache (a point is graphable the moment it is accepted), and answers `seriesByTag`
 //! from its tag index.
 
-use charcoal_store::Store;
+use charcoal_store::{Glob, Store};
 
 use crate::error::SourceError;
 use crate::series::tags_from_name;
-use crate::source::{FetchedSeries, FindMatch, MetricSource, expand_braces, fnmatch};
+use crate::source::{FetchedSeries, FindMatch, MetricSource};
 
 impl MetricSource for Store {
     fn find(&self, pattern: &str) -> Result<Vec<FindMatch>, SourceError> {
@@ -35,8 +35,7 @@ impl MetricSource for Store {
             .collect();
         // graphite-web's finder lists the `_tagged` directory at the root (spec §9); Grafana
         // hides it. The store keeps tagged series out of its tree, so it is added here.
-        let root_match =
-            !pattern.contains('.') && expand_braces(pattern).iter().any(|p| fnmatch(p, "_tagged"));
+        let root_match = !pattern.contains('.') && Glob::new(pattern).matches("_tagged");
         if root_match
             && out.iter().all(|m| m.path != "_tagged")
             && !self.tagged_series()?.is_empty()
