@@ -33,6 +33,6 @@ if [ ! -f "$PW_DIR/node_modules/playwright-core/package.json" ]; then
         --loglevel=error "playwright-core@$PW_VERSION" >/dev/null)
 fi
 
-chromium --version >/dev/null
+chromium --version >/dev/null 2>&1
 (cd "$PW_DIR" && node -e "require('playwright-core')")
 echo "setup-chromium: $(chromium --version 2>/dev/null | head -1), playwright-core in $PW_DIR"

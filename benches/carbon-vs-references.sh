@@ -15,12 +15,14 @@
 #      value = round number, timestamps STEP seconds apart, all inside the 10 s archive) over
 #      CONNECTIONS TCP connections. The clock runs from the first send until every point is
 #      committed:
-#        - whisper stores (charcoal, carbon-cache): until the server process stops using CPU
-#          (the end of its last 100 ms sample with >= 20 ms CPU, followed by QUIET seconds of
-#          rest); then every file is read (archive 0 parsed with Python's whisper.info + struct)
-#          and each of the M x P points must be there with its value, else the run fails.
-#        - VictoriaMetrics: until a query sees all of them
-#          (sum(count_over_time(...)) == M x P, polled every 0.5 s; sum_over_time checks values).
+#        - whisper stores (charcoal, carbon-cache): once the server has rested (no 100 ms
+#          sample with >= 20 ms CPU for QUIET seconds), every file is read (header with Python's
+#          whisper.info, archive 0 unpacked with struct) and each of the M x P points must be
+#          there with its value (re-checked a few times, else the run fails); the clock stops
+#          at the newest file mtime, i.e. the server's last write.
+#        - VictoriaMetrics: until a query sees all of them (sum(count_over_time(...)) ==
+#          M x P, polled every 0.25 s once the sender is done; sum_over_time checks the
+#          values), so its figure includes up to one poll interval and its flush delay.
 #      CPU = utime+stime of the server process over the measured phase until it went quiet
 #      (for VictoriaMetrics this includes background merges). Peak RSS = VmHWM (process
 #      lifetime, warm-up included) and the largest RssAnon sampled (RSS without file pages:
@@ -35,8 +37,10 @@
 # (10s:1h,1m:1d; POINTS x STEP must fit in the first archive), QUIET (3 s), TIMEOUT (1200 s per
 # phase), WORK_DIR (default: a new directory under /tmp, removed at exit), CHARCOAL_BIN (skip
 # the release build and use this binary), CHARCOAL_CARBON_VENV (/opt/charcoal-interop/carbon),
-# NICE (0; e.g. -10 as root runs servers and sender ahead of other work on a shared machine —
-# the same for all three). The report shows how much CPU everything else used while sending.
+# NICE (0 = off; e.g. -20 as root): on a machine shared with other work, start each server and
+# the sender in a session of its own and give its scheduler autogroup this nice value (with
+# autogroups, plain `nice` only orders processes within one session), the same for all three.
+# The report shows how much CPU everything else used while sending.
 #
 # Needs: python3, curl; carbon 1.1.10 in a venv (.ci/setup-carbon.sh) and Debian's
 # victoria-metrics — both installed here when missing and running as root on Debian.
@@ -67,8 +71,15 @@ if [[ " $SERVERS " == *" victoria "* ]] && ! command -v victoria-metrics >/dev/n
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        # No service manager runs here, so the package's service does not start.
+        # Keep the package's service (it listens on every address) from starting.
+        policy_added=0
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+            chmod +x /usr/sbin/policy-rc.d
+            policy_added=1
+        fi
         apt-get install -y -qq --no-install-recommends victoria-metrics >/dev/null
+        [ "$policy_added" = 0 ] || rm -f /usr/sbin/policy-rc.d
     else
         echo "victoria-metrics missing (apt-get install victoria-metrics)" >&2
         exit 1
@@ -197,12 +208,23 @@ def machine_busy():
     # user nice system idle iowait irq softirq steal
     return v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
 
-def run_sender(pid, argv):
-    """Runs the load generator; prints its output line, then the start and end times, the
-    server's and the machine's CPU ticks at both, and the sender's own CPU ticks."""
+def prioritize(pid, nice):
+    """Sets the nice value of the scheduler autogroup (session) of pid; 0 leaves it."""
+    if nice != 0 and os.path.exists("/proc/%s/autogroup" % pid):
+        with open("/proc/%s/autogroup" % pid, "w") as f:
+            f.write(str(nice))
+
+def run_sender(pid, nice, argv):
+    """Runs the load generator (in its own session, prioritized like the server); prints its
+    output line, then the start and end times, the server's and the machine's CPU ticks at
+    both, and the sender's own CPU ticks."""
     import resource, subprocess
     m0, c0, t0 = machine_busy(), ticks(pid), time.time()
-    out = subprocess.run(argv, check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    prioritize(p.pid, nice)
+    out = p.communicate()[0].strip()
+    if p.returncode != 0:
+        sys.exit("sender failed (%d)" % p.returncode)
     t1, c1, m1 = time.time(), ticks(pid), machine_busy()
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(out)
@@ -324,7 +346,8 @@ def report(rows_path):
     print("secs: first send until every point committed; sent/s: the sender's own rate; "
           "cpu@done / cpu@rest: server CPU seconds until committed / until it went quiet; "
           "pts/cpu-s uses cpu@rest; waited: seconds the server's threads were runnable but "
-          "had no CPU (other work on the machine) until committed")
+          "had no CPU until committed, summed over its threads (other work on the machine, "
+          "or more runnable server threads than CPUs)")
     for r in rows:
         busy = r["others_cpu"] / max(r["send_secs"] * os.cpu_count(), 1e-9)
         if busy > 0.05 and r["others_cpu"] > 1:
@@ -356,7 +379,8 @@ if __name__ == "__main__":
     elif cmd == "sample": sample(args[0], args[1])
     elif cmd == "quiet": quiet(args[0], float(args[1]), float(args[2]), float(args[3]))
     elif cmd == "busy": print(machine_busy())
-    elif cmd == "send": run_sender(args[0], args[1:])
+    elif cmd == "send": run_sender(args[0], int(args[1]), args[2:])
+    elif cmd == "prioritize": prioritize(args[0], int(args[1]))
     elif cmd == "ticks-at": ticks_at(args[0], float(args[1]))
     elif cmd == "waited": waited(args[0], float(args[1]), float(args[2]))
     elif cmd == "count-files": count_files(args[0], args[1])
@@ -377,11 +401,11 @@ now() { date +%s.%N; }
 start_charcoal() {
     local dir=$1
     CHARCOAL_STORE__DEFAULT_RETENTION=$RETENTION CHARCOAL_CARBON__METRIC_INTERVAL=0s \
-        nice -n "$NICE" "$BIN" carbon --data-dir "$dir/data" --listen 127.0.0.1:0 --log-format json \
+        setsid "$BIN" carbon --data-dir "$dir/data" --listen 127.0.0.1:0 --log-format json \
         >"$dir/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 300); do
-        CARBON_PORT=$(sed -nE '/"carbon receiver listening"/ s/.*"tcp":"127\.0\.0\.1:([0-9]+)".*/\1/p' "$dir/server.log" | head -1)
+        CARBON_PORT=$(sed -nE '/"carbon receiver listening"/ s/.*"tcp":"127\.0\.0\.1:([0-9]+)".*/\1/p' "$dir/server.log" 2>/dev/null | head -1 || true)
         [ -n "$CARBON_PORT" ] && return 0
         sleep 0.1
     done
@@ -431,7 +455,7 @@ pattern = .*
 xFilesFactor = 0.5
 aggregationMethod = average
 EOF
-    GRAPHITE_ROOT=$dir nice -n "$NICE" "$CARBON_VENV/bin/python" "$CARBON_VENV/bin/carbon-cache.py" \
+    GRAPHITE_ROOT=$dir setsid "$CARBON_VENV/bin/python" "$CARBON_VENV/bin/carbon-cache.py" \
         --config="$dir/conf/carbon.conf" --nodaemon --logfile=- start >"$dir/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 300); do
@@ -448,7 +472,7 @@ start_victoria() {
     local dir=$1
     CARBON_PORT=$(H port)
     VM_HTTP=127.0.0.1:$(H port)
-    nice -n "$NICE" victoria-metrics -storageDataPath="$dir/vm" -httpListenAddr="$VM_HTTP" \
+    setsid victoria-metrics -storageDataPath="$dir/vm" -httpListenAddr="$VM_HTTP" \
         -graphiteListenAddr="127.0.0.1:$CARBON_PORT" -search.disableCache \
         -search.latencyOffset=0s -search.maxUniqueTimeseries=10000000 \
         >"$dir/server.log" 2>&1 &
@@ -465,7 +489,7 @@ start_victoria() {
 }
 
 send() { # send METRICS ROUNDS FIRST_TIMESTAMP -> sender output, then timing line (run_sender)
-    H send "$SERVER_PID" nice -n "$NICE" "$BIN" bench carbon --target "127.0.0.1:$CARBON_PORT" --connections "$CONNECTIONS" \
+    H send "$SERVER_PID" "$NICE" "$BIN" bench carbon --target "127.0.0.1:$CARBON_PORT" --connections "$CONNECTIONS" \
         --metrics "$1" --points "$2" --step "$STEP" --first-timestamp "$3" --duration "${TIMEOUT}s" \
         --prefix bench
 }
@@ -477,6 +501,9 @@ run() {
     rm -rf "$dir"; mkdir -p "$dir"
     echo "== $load load, $server: $metrics metrics x $rounds rounds over $CONNECTIONS connections"
     "start_$server" "$dir"
+    # setsid must have become the server (it forks only for a process-group leader).
+    [ "$(cat "/proc/$SERVER_PID/comm")" != setsid ] || { echo "setsid forked" >&2; exit 1; }
+    H prioritize "$SERVER_PID" "$NICE"
     local samples="$dir/samples"
     H sample "$SERVER_PID" "$samples" &
     SAMPLER_PID=$!
@@ -551,7 +578,7 @@ tck = os.sysconf("SC_CLK_TCK")
 # CPU used by anything else on the machine while the sender ran (should be ~0).
 others = (int(m1) - int(m0) - (int(cs) - int(c0)) - int(snd)) / tck
 print("   while sending: server %.2f s CPU, sender %.2f s, everything else %.2f s (of %.2f s x %d CPUs); "
-      "server threads waited %s s for a CPU until committed"
+      "server threads waited %s s for a CPU until committed (summed over threads)"
       % ((int(cs) - int(c0)) / tck, int(snd) / tck, others, float(t_sent) - float(t0), os.cpu_count(), waited),
       file=sys.stderr)
 print(json.dumps({"load": load, "server": server, "metrics": int(metrics), "rounds": int(rounds),

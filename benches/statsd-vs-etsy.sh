@@ -15,7 +15,9 @@
 #
 # Env: DURATION (10s), RATE (lines/s, 0 = unlimited), LPD (lines per datagram, 20),
 # NAMES (distinct counters, 1000), ETSY_RCVBUF (bytes; Etsy's socket buffer is raised to it
-# through a preload, the fair setting; 0 = leave Etsy's stock buffer), CHARCOAL_STATSD_NODE_DIR.
+# through a preload, the fair setting; 0 = leave Etsy's stock buffer), ROUNDS (3: Charcoal
+# and the bare loops run that many times, interleaved, and the summary takes medians; Etsy
+# runs once), CHARCOAL_STATSD_NODE_DIR.
 # Needs .ci/setup-statsd.sh (Etsy StatsD from npm) and python3. Loopback only.
 set -euo pipefail
 
@@ -26,6 +28,7 @@ RATE=${RATE:-0}
 LPD=${LPD:-20}
 NAMES=${NAMES:-1000}
 ETSY_RCVBUF=${ETSY_RCVBUF:-33554432}
+ROUNDS=${ROUNDS:-3}
 FLUSH_MS=2000
 
 [ -f "$NODE_DIR/node_modules/statsd/stats.js" ] || { echo "Etsy StatsD missing: run .ci/setup-statsd.sh" >&2; exit 1; }
@@ -169,26 +172,36 @@ PY
 if [ -w /proc/sys/net/core/rmem_max ] && [ "$ETSY_RCVBUF" -gt "$OLD_RMEM" ]; then
     echo "$ETSY_RCVBUF" > /proc/sys/net/core/rmem_max
 fi
-echo "load: duration $DURATION, rate ${RATE:-0} lines/s (0 = unlimited), $LPD lines/datagram, $NAMES counters, flush ${FLUSH_MS} ms"
+echo "load: duration $DURATION, rate ${RATE:-0} lines/s (0 = unlimited), $LPD lines/datagram, $NAMES counters, flush ${FLUSH_MS} ms, $ROUNDS round(s)"
 measure etsy
-measure charcoal
-# The plain loop (blocks in recvmmsg, woken per datagram when it keeps up), and the same
-# loop with the 500 µs pause after a partial batch that Charcoal's workers take.
-measure_baseline bare
-measure_baseline bare-pause --pause-us 500
+for _ in $(seq "$ROUNDS"); do
+    measure charcoal
+    # The plain loop (blocks in recvmmsg, woken per datagram when it keeps up), and the
+    # same loop with the 500 µs pause after a partial batch that Charcoal's workers take.
+    measure_baseline bare
+    measure_baseline bare-pause --pause-us 500
+done
 python3 - "$WORK/raw" "$TICKS" <<'PY'
-import sys
-rows = {}
+import statistics, sys
+runs = {}
 for l in open(sys.argv[1]):
     n, got, secs, ticks, rss, sent = l.split()
-    rows[n] = (int(got) / float(secs), int(got) / max(int(ticks) / int(sys.argv[2]), 1e-9),
-               int(rss), int(sent) / float(secs), (int(sent) - int(got)) / max(int(sent), 1) * 100)
+    runs.setdefault(n, []).append((
+        int(got) / float(secs),                                # delivered lines/s
+        int(got) / max(int(ticks) / int(sys.argv[2]), 1e-9),   # lines per CPU-second
+        int(rss),
+        int(sent) / float(secs),                               # sender's rate
+        (int(sent) - int(got)) / max(int(sent), 1) * 100))     # loss %
+# Median of each column over the rounds (the machine's noise moves the sender's rate).
+rows = {n: tuple(statistics.median(col) for col in zip(*rs)) for n, rs in runs.items()}
 e, c = rows["etsy"], rows["charcoal"]
-print(f"ratio charcoal/etsy: throughput {c[0]/e[0]:.1f}x, lines per CPU-second {c[1]/e[1]:.1f}x, peak RSS {c[2]/e[2]:.2f}x")
+med = " (medians over rounds)" if len(runs["charcoal"]) > 1 else ""
+print(f"ratio charcoal/etsy{med}: throughput {c[0]/e[0]:.1f}x, lines per CPU-second {c[1]/e[1]:.1f}x, peak RSS {c[2]/e[2]:.2f}x")
 for n in ("bare", "bare-pause"):
     b = rows[n]
-    print(f"charcoal vs {n} recvmmsg loop: {c[0]/b[0]*100:.1f}% of its rate "
-          f"({c[0]:.0f} vs {b[0]:.0f} lines/s delivered; the sender reached {c[3]:.0f} and {b[3]:.0f} lines/s)")
+    per = ", ".join(f"{cr[0]/br[0]*100:.0f}%" for cr, br in zip(runs["charcoal"], runs[n]))
+    print(f"charcoal vs {n} recvmmsg loop{med}: {c[0]/b[0]*100:.1f}% of its rate "
+          f"({c[0]:.0f} vs {b[0]:.0f} lines/s delivered; per round {per})")
 print("loss at the sender's top rate: " + ", ".join(
     f"{n} {rows[n][4]:.2f}% at {rows[n][3]:.0f} lines/s" for n in ("charcoal", "bare", "bare-pause", "etsy")))
 PY

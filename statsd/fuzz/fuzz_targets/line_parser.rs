@@ -7,8 +7,12 @@
 use charcoal_statsd::{Kind, LineHandler, LineParser, ParseOptions, Sample};
 use libfuzzer_sys::fuzz_target;
 
+/// A sample as (kind, value bits, raw, weight bits): NaN compares equal to itself.
+type Seen = (Kind, u64, String, u64);
+
+/// Every event: (key, sample) or (segment, None) for a bad line.
 #[derive(Default)]
-struct Log(Vec<(String, Option<(Kind, u64, String, u64)>)>);
+struct Log(Vec<(String, Option<Seen>)>);
 
 impl LineHandler for Log {
     fn sample(&mut self, key: &str, s: Sample<'_>) {
