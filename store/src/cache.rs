@@ -32,17 +32,81 @@ pub(crate) enum Full {
 #[derive(Debug)]
 struct Entry {
     hash: u64,
-    name: Arc<str>,
+    name: Key,
     queue: Queue,
 }
 
+/// Longest name kept inside its entry.
+const INLINE: usize = 46;
+
+/// A metric name. Short names live inside the table entry, so confirming a match reads the
+/// entry's own memory instead of chasing a pointer: with many metrics that pointer chase is
+/// a cache miss on every datapoint.
+#[derive(Debug)]
+enum Key {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(Arc<str>),
+}
+
+impl Key {
+    fn new(name: &str) -> Key {
+        if name.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            Key::Inline {
+                len: name.len() as u8,
+                bytes,
+            }
+        } else {
+            Key::Shared(name.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // The bytes were copied from a `&str`, so they are valid UTF-8.
+            Key::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default()
+            }
+            Key::Shared(name) => name,
+        }
+    }
+
+    fn is(&self, name: &[u8]) -> bool {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..*len as usize] == name,
+            Key::Shared(s) => s.as_bytes() == name,
+        }
+    }
+
+    fn to_shared(&self) -> Arc<str> {
+        match self {
+            Key::Inline { .. } => self.as_str().into(),
+            Key::Shared(name) => Arc::clone(name),
+        }
+    }
+}
+
 /// One shard: metric name → its queued points.
-type Shard = HashTable<Entry>;
+#[derive(Default)]
+struct Shard {
+    table: HashTable<Entry>,
+    /// Points added (or removed, negative) here and not yet counted in `Cache::size`.
+    unreported: isize,
+}
+
+/// A shard's lock on its own cache lines: neighbouring shards locked from different cores
+/// would otherwise bounce a shared line between them.
+#[repr(align(128))]
+struct Padded(Mutex<Shard>);
 
 pub(crate) struct Cache {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Padded]>,
     hasher: hashbrown::DefaultHashBuilder,
+    /// Points held, up to `report_every` per shard not yet counted: an atomic updated by
+    /// every point from every core would bounce its cache line between them.
     size: AtomicUsize,
+    report_every: isize,
     max_points: usize,
 }
 
@@ -54,13 +118,33 @@ pub(crate) struct Batch {
 
 impl Cache {
     pub(crate) fn new(shards: usize, max_points: usize) -> Cache {
+        let shards = shards.max(1);
+        // The bound may be exceeded by at most `report_every` points per shard: keep that
+        // under an eighth of it (exact for tiny caches).
+        let report_every = (max_points / (shards * 8)).clamp(1, 1024) as isize;
         Cache {
-            shards: (0..shards.max(1))
-                .map(|_| Mutex::new(HashTable::new()))
+            shards: (0..shards)
+                .map(|_| Padded(Mutex::new(Shard::default())))
                 .collect(),
             hasher: hashbrown::DefaultHashBuilder::default(),
             size: AtomicUsize::new(0),
+            report_every,
             max_points,
+        }
+    }
+
+    /// Counts `delta` points in `shard`, reporting to the global size in chunks.
+    fn account(&self, shard: &mut Shard, delta: isize) {
+        shard.unreported += delta;
+        if shard.unreported.abs() >= self.report_every {
+            if shard.unreported > 0 {
+                self.size
+                    .fetch_add(shard.unreported as usize, Ordering::Relaxed);
+            } else {
+                self.size
+                    .fetch_sub(shard.unreported.unsigned_abs(), Ordering::Relaxed);
+            }
+            shard.unreported = 0;
         }
     }
 
@@ -68,7 +152,9 @@ impl Cache {
         self.shards.len()
     }
 
-    fn hash(&self, name: &str) -> u64 {
+    /// Names are hashed as bytes, so a receiver can look a name up without re-checking that
+    /// it is UTF-8 (it was checked when the line was parsed).
+    fn hash(&self, name: &[u8]) -> u64 {
         self.hasher.hash_one(name)
     }
 
@@ -78,21 +164,30 @@ impl Cache {
         ((hash >> 24) % self.shards.len() as u64) as usize
     }
 
-    fn find<'a>(shard: &'a mut Shard, hash: u64, name: &str) -> Option<&'a mut Entry> {
-        shard.find_mut(hash, |e| e.hash == hash && *e.name == *name)
+    fn find<'a>(table: &'a mut HashTable<Entry>, hash: u64, name: &[u8]) -> Option<&'a mut Entry> {
+        table.find_mut(hash, |e| e.hash == hash && e.name.is(name))
     }
 
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
         // A poisoned shard only means a thread panicked while holding it; the map itself is
         // always consistent between statements, so keep serving it.
         self.shards[shard]
+            .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Points held.
+    /// Points held, give or take a few per shard (see `report_every`).
     pub(crate) fn size(&self) -> usize {
         self.size.load(Ordering::Relaxed)
+    }
+
+    /// Points held, exactly.
+    pub(crate) fn exact_size(&self) -> usize {
+        let pending: isize = (0..self.shards.len())
+            .map(|s| self.lock(s).unreported)
+            .sum();
+        (self.size() as isize + pending).max(0) as usize
     }
 
     pub(crate) fn max_points(&self) -> usize {
@@ -107,36 +202,80 @@ impl Cache {
         timestamp: i64,
         value: f64,
     ) -> Result<bool, Full> {
-        let hash = self.hash(name);
-        let mut shard = self.lock(self.shard_of_hash(hash));
-        let Some(entry) = Self::find(&mut shard, hash, name) else {
+        let hash = self.hash(name.as_bytes());
+        let mut guard = self.lock(self.shard_of_hash(hash));
+        let shard = &mut *guard;
+        let Some(entry) = Self::find(&mut shard.table, hash, name.as_bytes()) else {
             return Ok(false);
         };
         self.push(&mut entry.queue, timestamp, value)?;
+        self.account(shard, 1);
         Ok(true)
+    }
+
+    /// The hash and shard of a name, computed once for [`push_shard`](Self::push_shard).
+    pub(crate) fn locate(&self, name: &[u8]) -> (u64, usize) {
+        let hash = self.hash(name);
+        (hash, self.shard_of_hash(hash))
+    }
+
+    /// Appends points that all belong to `shard` under one lock. A point whose metric has no
+    /// entry yet is handed to `unknown`; once the cache is full every remaining point is
+    /// handed to `full`. Returns how many were appended.
+    pub(crate) fn push_shard<'a, 'n, T: 'a>(
+        &self,
+        shard: usize,
+        points: impl Iterator<Item = &'a T>,
+        parts: impl Fn(&T) -> (u64, &'n [u8], i64, f64),
+        mut unknown: impl FnMut(&T),
+        mut full: impl FnMut(&T),
+    ) -> usize {
+        let mut guard = self.lock(shard);
+        let shard = &mut *guard;
+        let mut appended = 0;
+        let mut is_full = false;
+        for point in points {
+            if is_full {
+                full(point);
+                continue;
+            }
+            let (hash, name, timestamp, value) = parts(point);
+            match Self::find(&mut shard.table, hash, name) {
+                None => unknown(point),
+                Some(entry) => match self.push(&mut entry.queue, timestamp, value) {
+                    Ok(()) => appended += 1,
+                    Err(Full::Full) => {
+                        is_full = true;
+                        full(point);
+                    }
+                },
+            }
+        }
+        self.account(shard, appended as isize);
+        appended
     }
 
     /// Appends a point, creating the metric's entry.
     pub(crate) fn insert(&self, name: &str, timestamp: i64, value: f64) -> Result<(), Full> {
-        let hash = self.hash(name);
-        let mut shard = self.lock(self.shard_of_hash(hash));
-        if let Some(entry) = Self::find(&mut shard, hash, name) {
-            return self.push(&mut entry.queue, timestamp, value);
-        }
-        if self.size() >= self.max_points {
-            return Err(Full::Full);
-        }
-        let mut queue = Queue::default();
-        self.push(&mut queue, timestamp, value)?;
-        shard.insert_unique(
-            hash,
-            Entry {
+        let hash = self.hash(name.as_bytes());
+        let mut guard = self.lock(self.shard_of_hash(hash));
+        let shard = &mut *guard;
+        if let Some(entry) = Self::find(&mut shard.table, hash, name.as_bytes()) {
+            self.push(&mut entry.queue, timestamp, value)?;
+        } else {
+            let mut queue = Queue::default();
+            self.push(&mut queue, timestamp, value)?;
+            shard.table.insert_unique(
                 hash,
-                name: name.into(),
-                queue,
-            },
-            |e| e.hash,
-        );
+                Entry {
+                    hash,
+                    name: Key::new(name),
+                    queue,
+                },
+                |e| e.hash,
+            );
+        }
+        self.account(shard, 1);
         Ok(())
     }
 
@@ -149,15 +288,14 @@ impl Cache {
         }
         queue.points.push((timestamp, value));
         queue.idle_passes = 0;
-        self.size.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     /// The cached points of `name` (arrival order), for reads.
     pub(crate) fn points(&self, name: &str, out: &mut Vec<(i64, f64)>) {
-        let hash = self.hash(name);
+        let hash = self.hash(name.as_bytes());
         let mut shard = self.lock(self.shard_of_hash(hash));
-        if let Some(entry) = Self::find(&mut shard, hash, name) {
+        if let Some(entry) = Self::find(&mut shard.table, hash, name.as_bytes()) {
             out.extend_from_slice(&entry.queue.points);
         }
     }
@@ -165,8 +303,13 @@ impl Cache {
     /// Whether `name` has an entry.
     #[cfg(test)]
     pub(crate) fn contains(&self, name: &str) -> bool {
-        let hash = self.hash(name);
-        Self::find(&mut self.lock(self.shard_of_hash(hash)), hash, name).is_some()
+        let hash = self.hash(name.as_bytes());
+        Self::find(
+            &mut self.lock(self.shard_of_hash(hash)).table,
+            hash,
+            name.as_bytes(),
+        )
+        .is_some()
     }
 
     /// Copies out every metric of `shard` with points. Entries idle for
@@ -180,8 +323,10 @@ impl Cache {
     ) {
         const IDLE_PASSES_BEFORE_DROP: u8 = 3;
         let mut map = self.lock(shard);
-        map.retain(|e| !e.queue.points.is_empty() || e.queue.idle_passes < IDLE_PASSES_BEFORE_DROP);
-        for Entry { name, queue, .. } in map.iter_mut() {
+        map.table.retain(|e| {
+            !e.queue.points.is_empty() || e.queue.idle_passes < IDLE_PASSES_BEFORE_DROP
+        });
+        for Entry { name, queue, .. } in map.table.iter_mut() {
             if queue.points.is_empty() {
                 queue.idle_passes = queue.idle_passes.saturating_add(1);
                 continue;
@@ -190,7 +335,7 @@ impl Cache {
             points.clear();
             points.extend_from_slice(&queue.points);
             out.push(Batch {
-                name: Arc::clone(name),
+                name: name.to_shared(),
                 points,
             });
         }
@@ -199,18 +344,22 @@ impl Cache {
     /// Removes the first `written` points of `name` after the writer stored them (or gave up on
     /// them); points that arrived meanwhile stay.
     pub(crate) fn release(&self, name: &str, written: usize) {
-        let hash = self.hash(name);
-        let mut shard = self.lock(self.shard_of_hash(hash));
-        if let Some(Entry { queue, .. }) = Self::find(&mut shard, hash, name) {
+        let hash = self.hash(name.as_bytes());
+        let mut guard = self.lock(self.shard_of_hash(hash));
+        let shard = &mut *guard;
+        if let Some(Entry { queue, .. }) = Self::find(&mut shard.table, hash, name.as_bytes()) {
             let n = written.min(queue.points.len());
             queue.points.drain(..n);
-            self.size.fetch_sub(n, Ordering::Relaxed);
+            self.account(shard, -(n as isize));
         }
     }
 
     /// Whether no metric of `shard` has queued points.
     pub(crate) fn shard_is_empty(&self, shard: usize) -> bool {
-        self.lock(shard).iter().all(|e| e.queue.points.is_empty())
+        self.lock(shard)
+            .table
+            .iter()
+            .all(|e| e.queue.points.is_empty())
     }
 
     /// Number of metrics with queued points.
@@ -218,6 +367,7 @@ impl Cache {
         (0..self.shards.len())
             .map(|s| {
                 self.lock(s)
+                    .table
                     .iter()
                     .filter(|e| !e.queue.points.is_empty())
                     .count()
@@ -240,7 +390,34 @@ mod tests {
         let mut out = Vec::new();
         cache.points("a", &mut out);
         assert_eq!(out, [(10, 1.0), (10, 2.0), (20, 3.0)]);
-        assert_eq!(cache.size(), 3);
+        assert_eq!(cache.exact_size(), 3);
+    }
+
+    #[test]
+    fn short_and_long_names() {
+        let cache = Cache::new(2, 100);
+        let long = "a.".repeat(40) + "end";
+        for name in [
+            "short.name",
+            long.as_str(),
+            &long[..INLINE],
+            &long[..INLINE + 1],
+        ] {
+            cache.insert(name, 1, 1.0).unwrap();
+            assert!(cache.push_existing(name, 2, 2.0).unwrap(), "{name}");
+            let mut out = Vec::new();
+            cache.points(name, &mut out);
+            assert_eq!(out, [(1, 1.0), (2, 2.0)], "{name}");
+        }
+        assert!(!cache.push_existing(&long[..INLINE - 1], 3, 3.0).unwrap());
+        let (mut batches, mut pool) = (Vec::new(), Vec::new());
+        for shard in 0..2 {
+            cache.take_shard(shard, &mut batches, &mut pool);
+        }
+        let mut names: Vec<&str> = batches.iter().map(|b| &*b.name).collect();
+        names.sort();
+        assert_eq!(names.len(), 4);
+        assert!(names.contains(&long.as_str()));
     }
 
     #[test]
@@ -270,7 +447,7 @@ mod tests {
         out.clear();
         cache.points("a", &mut out);
         assert_eq!(out, [(10, 2.0)]);
-        assert_eq!(cache.size(), 1);
+        assert_eq!(cache.exact_size(), 1);
     }
 
     #[test]

@@ -28,6 +28,57 @@ pub fn system_clock() -> Clock {
     })
 }
 
+/// A parsed datapoint waiting to be stored; its name is a range of the receiver's buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pending {
+    name_start: u32,
+    name_len: u32,
+    pub(crate) timestamp: i64,
+    pub(crate) value: f64,
+}
+
+impl Pending {
+    const EMPTY: Pending = Pending {
+        name_start: 0,
+        name_len: 0,
+        timestamp: 0,
+        value: 0.0,
+    };
+
+    /// A point named by `name`, which must be a slice of `buf`.
+    pub(crate) fn new(buf: &[u8], name: &str, timestamp: i64, value: f64) -> Pending {
+        let start = name.as_ptr() as usize - buf.as_ptr() as usize;
+        Pending {
+            name_start: start as u32,
+            name_len: name.len() as u32,
+            timestamp,
+            value,
+        }
+    }
+
+    /// The name's bytes in the buffer the point was parsed from (valid UTF-8: the parser
+    /// checked).
+    pub(crate) fn name_bytes<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.name_start as usize..(self.name_start + self.name_len) as usize]
+    }
+
+    /// The name as text.
+    pub(crate) fn name<'a>(&self, buf: &'a [u8]) -> &'a str {
+        std::str::from_utf8(self.name_bytes(buf)).unwrap_or_default()
+    }
+}
+
+/// Buffers reused by [`Store::write_batch`] from one batch to the next.
+#[derive(Debug, Default)]
+pub(crate) struct BatchBuffers {
+    located: Vec<(u64, u32)>,
+    counts: Vec<usize>,
+    sorted: Vec<(u64, Pending)>,
+    unknown: Vec<Pending>,
+    /// Points refused because the cache was full, to retry.
+    pub(crate) full: Vec<Pending>,
+}
+
 /// Cumulative counters of the store (see [`Store::stats`]).
 #[derive(Debug, Default)]
 struct Counters {
@@ -245,6 +296,73 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a batch of points whose names are slices of `buf` (a receiver's read buffer),
+    /// taking each cache shard's lock once for all its points. Points refused because the
+    /// cache is full are left in `buffers.full`, in arrival order, for the caller to retry;
+    /// points with an invalid name are reported to `invalid`. Returns how many were stored.
+    pub(crate) fn write_batch(
+        &self,
+        buf: &[u8],
+        points: &[Pending],
+        buffers: &mut BatchBuffers,
+        mut invalid: impl FnMut(&str, StoreError),
+    ) -> usize {
+        let cache = &self.shared.cache;
+        let shards = cache.shard_count();
+        // Counting sort by shard (stable: a metric's points keep their order).
+        buffers.counts.clear();
+        buffers.counts.resize(shards + 1, 0);
+        buffers.located.clear();
+        for p in points {
+            let (hash, shard) = cache.locate(p.name_bytes(buf));
+            buffers.located.push((hash, shard as u32));
+            buffers.counts[shard + 1] += 1;
+        }
+        for i in 1..=shards {
+            buffers.counts[i] += buffers.counts[i - 1];
+        }
+        buffers.sorted.clear();
+        buffers.sorted.resize(points.len(), (0, Pending::EMPTY));
+        {
+            let mut next = buffers.counts.clone();
+            for (p, &(hash, shard)) in points.iter().zip(&buffers.located) {
+                let slot = &mut next[shard as usize];
+                buffers.sorted[*slot] = (hash, *p);
+                *slot += 1;
+            }
+        }
+        buffers.unknown.clear();
+        buffers.full.clear();
+        let mut stored = 0;
+        for shard in 0..shards {
+            let range = buffers.counts[shard]..buffers.counts[shard + 1];
+            if range.is_empty() {
+                continue;
+            }
+            let (unknown, full) = (&mut buffers.unknown, &mut buffers.full);
+            stored += cache.push_shard(
+                shard,
+                buffers.sorted[range].iter(),
+                |(hash, p)| (*hash, p.name_bytes(buf), p.timestamp, p.value),
+                |(_, p)| unknown.push(*p),
+                |(_, p)| full.push(*p),
+            );
+        }
+        self.shared
+            .counters
+            .accepted
+            .fetch_add(stored as u64, Ordering::Relaxed);
+        // New metrics (and the points after them in this batch) take the validating path.
+        for p in &buffers.unknown {
+            match self.write(p.name(buf), p.value, p.timestamp) {
+                Ok(()) => stored += 1,
+                Err(StoreError::CacheFull { .. }) => buffers.full.push(*p),
+                Err(e) => invalid(p.name(buf), e),
+            }
+        }
+        stored
+    }
+
     /// Whether the cache has room for more points (receivers pause reading when it has not).
     pub fn has_room(&self) -> bool {
         self.shared.cache.size() < self.shared.cache.max_points()
@@ -364,7 +482,7 @@ impl Store {
             creates: get(&c.creates),
             dropped_old: get(&c.dropped_old),
             errors: get(&c.errors),
-            cache_size: self.shared.cache.size() as u64,
+            cache_size: self.shared.cache.exact_size() as u64,
             cache_queues: self.shared.cache.queues() as u64,
             metrics: self.shared.read_index().len() as u64,
         }
@@ -375,7 +493,7 @@ impl Store {
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.shared.cache.size() == 0 {
+            if self.shared.cache.exact_size() == 0 {
                 return true;
             }
             if Instant::now() >= deadline {

@@ -81,6 +81,9 @@ pub fn parse_line(line: &[u8]) -> Result<CarbonLine<'_>, LineError> {
 /// Python's `float()` grammar: sign, digits with single underscores between them, a decimal
 /// point, an exponent, or `inf`/`infinity`/`nan` in any case. Hex and empty strings are refused.
 pub fn python_float(text: &[u8]) -> Option<f64> {
+    if let Some(value) = small_integer(text) {
+        return Some(value);
+    }
     let unsigned = text
         .strip_prefix(b"+")
         .or_else(|| text.strip_prefix(b"-"))
@@ -137,6 +140,23 @@ pub fn python_float(text: &[u8]) -> Option<f64> {
         &heap[..]
     };
     std::str::from_utf8(cleaned).ok()?.parse().ok()
+}
+
+/// The common case, a plain integer of up to 15 digits (timestamps, counts): exact in an f64,
+/// so the general float parser is not needed.
+fn small_integer(text: &[u8]) -> Option<f64> {
+    let (negative, digits) = match text.first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 15 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0i64, |n, d| n * 10 + i64::from(d - b'0')) as f64;
+    Some(if negative { -n } else { n })
 }
 
 #[cfg(test)]
@@ -207,6 +227,12 @@ mod tests {
         ] {
             assert_eq!(python_float(text.as_bytes()), None, "{text}");
         }
+        assert_eq!(python_float(b"-0").map(f64::is_sign_negative), Some(true));
+        assert_eq!(python_float(b"123456789012345"), Some(123456789012345.0));
+        assert_eq!(
+            python_float(b"1234567890123456789"),
+            Some(1234567890123456789.0)
+        );
         let long = format!("0.{}1", "0".repeat(300));
         assert_eq!(python_float(long.as_bytes()), Some(1e-301));
     }

@@ -20,8 +20,7 @@ use tokio_util::task::TaskTracker;
 pub use line::{CarbonLine, LineError, parse_line, python_float};
 
 use crate::config::duration_text;
-use crate::db::Store;
-use crate::error::StoreError;
+use crate::db::{BatchBuffers, Pending, Store};
 
 /// `[carbon]`: the plaintext receiver.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,49 +120,62 @@ struct Receiver {
 }
 
 impl Receiver {
-    /// Handles one line; `Err` only when the cache is full (the caller decides: wait or drop).
-    fn line(&self, line: &[u8], peer: &SocketAddr) -> Result<(), (String, f64, i64)> {
+    /// Parses one line of `buf` into `pending`, or counts (and logs) why it is not a point.
+    fn collect(&self, buf: &[u8], line: &[u8], peer: &SocketAddr, pending: &mut Vec<Pending>) {
         if line.len() > self.max_line {
             self.bad(peer, &LineError::TooLong(self.max_line), line);
-            return Ok(());
+            return;
         }
         match parse_line(line) {
             Ok(point) => {
                 let timestamp = point.timestamp.unwrap_or_else(|| (self.clock)());
-                self.store_point(point.path, point.value, timestamp, peer)
+                pending.push(Pending::new(buf, point.path, timestamp, point.value));
             }
             Err(LineError::NaN) => {
                 self.stats.nan_values.fetch_add(1, Ordering::Relaxed);
-                Ok(())
             }
             // Blank lines are not worth a warning (Carbon ignores them too).
-            Err(LineError::Fields(0)) => Ok(()),
-            Err(e) => {
-                self.bad(peer, &e, line);
-                Ok(())
-            }
+            Err(LineError::Fields(0)) => {}
+            Err(e) => self.bad(peer, &e, line),
         }
     }
 
-    fn store_point(
+    /// Stores the points collected from `buf`. With `wait` (TCP), points the full cache
+    /// refuses are held, and with them the connection, until there is room: back-pressure.
+    /// Without (UDP), they are dropped and counted.
+    async fn store(
         &self,
-        path: &str,
-        value: f64,
-        timestamp: i64,
+        buf: &[u8],
+        pending: &mut Vec<Pending>,
+        buffers: &mut BatchBuffers,
         peer: &SocketAddr,
-    ) -> Result<(), (String, f64, i64)> {
-        match self.store.write(path, value, timestamp) {
-            Ok(()) => {
-                self.stats.metrics_received.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(StoreError::CacheFull { .. }) => Err((path.to_owned(), value, timestamp)),
-            Err(e) => {
+        wait: bool,
+        token: &CancellationToken,
+    ) {
+        loop {
+            let stored = self.store.write_batch(buf, pending, buffers, |name, e| {
                 self.stats.invalid_names.fetch_add(1, Ordering::Relaxed);
-                self.log.warn(peer, &e, path.as_bytes());
-                Ok(())
+                self.log.warn(peer, &e, name.as_bytes());
+            });
+            self.stats
+                .metrics_received
+                .fetch_add(stored as u64, Ordering::Relaxed);
+            if buffers.full.is_empty() {
+                break;
             }
+            if !wait {
+                self.stats
+                    .udp_dropped
+                    .fetch_add(buffers.full.len() as u64, Ordering::Relaxed);
+                break;
+            }
+            pending.clear();
+            pending.extend_from_slice(&buffers.full);
+            // Shutting down with a full cache: give the writers longer between tries.
+            let pause = if token.is_cancelled() { 50 } else { 5 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
+        pending.clear();
     }
 
     fn bad(&self, peer: &SocketAddr, problem: &dyn std::fmt::Display, line: &[u8]) {
@@ -318,6 +330,8 @@ async fn connection(
     token: &CancellationToken,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
+    let mut pending = Vec::with_capacity(2048);
+    let mut buffers = BatchBuffers::default();
     let mut filled = 0;
     // Skipping the rest of an overlong line until its newline.
     let mut skipping = false;
@@ -363,22 +377,30 @@ async fn connection(
         if n == 0 {
             // End of stream: a final line without a newline still counts.
             if filled > 0 && !skipping {
-                let line = buf[..filled].to_vec();
-                process_line(receiver, &line, &peer, token).await;
+                let data = &buf[..filled];
+                receiver.collect(data, data, &peer, &mut pending);
+                receiver
+                    .store(data, &mut pending, &mut buffers, &peer, true, token)
+                    .await;
             }
             return;
         }
         let end = filled + n;
         let mut start = 0;
-        while let Some(pos) = buf[start..end].iter().position(|&b| b == b'\n') {
+        let data = &buf[..end];
+        while let Some(pos) = data[start..].iter().position(|&b| b == b'\n') {
             let line_end = start + pos;
             if skipping {
                 skipping = false;
             } else {
-                process_line(receiver, &buf[start..line_end], &peer, token).await;
+                receiver.collect(data, &data[start..line_end], &peer, &mut pending);
             }
             start = line_end + 1;
         }
+        // Every complete line of this read, stored shard by shard.
+        receiver
+            .store(data, &mut pending, &mut buffers, &peer, true, token)
+            .await;
         if skipping {
             filled = 0;
         } else {
@@ -388,46 +410,36 @@ async fn connection(
     }
 }
 
-async fn process_line(
-    receiver: &Receiver,
-    line: &[u8],
-    peer: &SocketAddr,
-    token: &CancellationToken,
-) {
-    let Err((path, value, timestamp)) = receiver.line(line, peer) else {
-        return;
-    };
-    // Cache full: hold this point (and so the socket) until there is room.
-    loop {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        match receiver.store_point(&path, value, timestamp, peer) {
-            Ok(()) => return,
-            Err(_) if token.is_cancelled() && !receiver.store.has_room() => {
-                // Shutting down with a full cache: give the writers a moment more.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(_) => {}
-        }
-    }
-}
-
 /// Receives datagrams; each is split into lines as Python's `splitlines()` does. When the
 /// cache is full, datapoints are dropped and counted (UDP has no back-pressure).
 async fn udp_loop(socket: UdpSocket, receiver: Arc<Receiver>, token: CancellationToken) {
     let mut buf = vec![0u8; 65_536];
+    let mut pending = Vec::with_capacity(256);
+    let mut buffers = BatchBuffers::default();
     loop {
         let received = tokio::select! {
             _ = token.cancelled() => {
                 // Drain what the kernel already holds.
                 while let Ok((n, peer)) = socket.try_recv_from(&mut buf) {
-                    datagram(&receiver, &buf[..n], &peer);
+                    datagram(&receiver, &buf[..n], &peer, &mut pending, &mut buffers, &token)
+                        .await;
                 }
                 return;
             }
             r = socket.recv_from(&mut buf) => r,
         };
         match received {
-            Ok((n, peer)) => datagram(&receiver, &buf[..n], &peer),
+            Ok((n, peer)) => {
+                datagram(
+                    &receiver,
+                    &buf[..n],
+                    &peer,
+                    &mut pending,
+                    &mut buffers,
+                    &token,
+                )
+                .await
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "carbon udp receive failed");
             }
@@ -435,12 +447,20 @@ async fn udp_loop(socket: UdpSocket, receiver: Arc<Receiver>, token: Cancellatio
     }
 }
 
-fn datagram(receiver: &Receiver, data: &[u8], peer: &SocketAddr) {
+async fn datagram(
+    receiver: &Receiver,
+    data: &[u8],
+    peer: &SocketAddr,
+    pending: &mut Vec<Pending>,
+    buffers: &mut BatchBuffers,
+    token: &CancellationToken,
+) {
     for line in split_lines(data) {
-        if receiver.line(line, peer).is_err() {
-            receiver.stats.udp_dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        receiver.collect(data, line, peer, pending);
     }
+    receiver
+        .store(data, pending, buffers, peer, false, token)
+        .await;
 }
 
 /// Python's `str.splitlines()` line ends that a datagram may use: \n, \r, \r\n, \v, \f,

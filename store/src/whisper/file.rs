@@ -138,11 +138,9 @@ impl Whisper {
 
     /// Opens a file for reading and writing (positional I/O).
     pub fn open(path: &Path) -> Result<Whisper, WhisperError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| WhisperError::io(path, e))?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        let file = open_no_atime(&mut options, path)?;
         let len = checked_len(path, &file)?;
         // One read covers the header of any file with up to eight archives; a longer table
         // takes a second read.
@@ -166,7 +164,7 @@ impl Whisper {
 
     /// Opens a file for reading only, mapped (a data directory owned by someone else works).
     pub fn open_read_only(path: &Path) -> Result<Whisper, WhisperError> {
-        let file = File::open(path).map_err(|e| WhisperError::io(path, e))?;
+        let file = open_no_atime(OpenOptions::new().read(true), path)?;
         let len = checked_len(path, &file)?;
         // SAFETY: the mapping is only accessed through slices bounded by the header, which is
         // validated against `len` below. Concurrent writers in other processes can change
@@ -820,6 +818,19 @@ fn corrupt(path: &Path, problem: Corruption) -> WhisperError {
         path: path.to_owned(),
         problem,
     }
+}
+
+/// Opens without updating the access time: a writer reopening a file it just wrote would
+/// otherwise make the filesystem journal an inode change on every batch (relatime updates
+/// atime once mtime has moved past it). O_NOATIME needs the file's owner; other users (a
+/// shared data directory) fall back to a plain open.
+fn open_no_atime(options: &mut OpenOptions, path: &Path) -> Result<File, WhisperError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match options.clone().custom_flags(libc::O_NOATIME).open(path) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => options.open(path),
+        other => other,
+    }
+    .map_err(|e| WhisperError::io(path, e))
 }
 
 /// The file length, refusing files too short to hold a header before any mapping is made
