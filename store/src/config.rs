@@ -31,7 +31,9 @@ pub struct StoreConfig {
     pub max_creates_per_minute: u32,
     /// Create files sparse (a hole until written) instead of allocating them.
     pub sparse_create: bool,
-    /// Whisper files kept open (mapped) by the writers; bounded by the kernel's map count.
+    /// Whisper files the writers keep open between batches (each holds a descriptor); at
+    /// most half the process's open-file limit is used. Files beyond it are reopened for each
+    /// batch, which costs a few syscalls per write.
     pub open_files: usize,
 }
 
@@ -47,7 +49,7 @@ impl Default for StoreConfig {
             writers: 0,
             max_creates_per_minute: 0,
             sparse_create: false,
-            open_files: 16_384,
+            open_files: 262_144,
         }
     }
 }
