@@ -8,7 +8,6 @@ mod handoff;
 mod listen;
 mod logging;
 mod ops;
-mod pyfmt;
 mod serve;
 mod signals;
 mod whisper_cli;

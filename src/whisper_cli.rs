@@ -12,8 +12,6 @@ use charcoal_store::{
 };
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::pyfmt;
-
 #[derive(Debug, Subcommand)]
 pub enum WhisperCommand {
     /// Create a whisper file (like whisper-create.py).
@@ -252,7 +250,7 @@ fn info(a: InfoArgs, out: &mut impl Write) -> Result<()> {
         match field.as_str() {
             "aggregationMethod" => writeln!(out, "{}", h.aggregation)?,
             "maxRetention" => writeln!(out, "{}", h.max_retention)?,
-            "xFilesFactor" => writeln!(out, "{}", pyfmt::repr(xff))?,
+            "xFilesFactor" => writeln!(out, "{}", charcoal_web::python_repr(xff))?,
             "fileSize" => writeln!(out, "{size}")?,
             "archives" => writeln!(out, "{}", serde_json::Value::from(archives))?,
             other => bail!(
@@ -276,7 +274,7 @@ fn info(a: InfoArgs, out: &mut impl Write) -> Result<()> {
     }
     writeln!(out, "aggregationMethod: {}", h.aggregation)?;
     writeln!(out, "maxRetention: {}", h.max_retention)?;
-    writeln!(out, "xFilesFactor: {}", pyfmt::repr(xff))?;
+    writeln!(out, "xFilesFactor: {}", charcoal_web::python_repr(xff))?;
     writeln!(out, "fileSize: {size}")?;
     writeln!(out)?;
     for (i, x) in h.archives.iter().enumerate() {
@@ -293,7 +291,7 @@ fn info(a: InfoArgs, out: &mut impl Write) -> Result<()> {
 
 fn python_list(values: impl Iterator<Item = Option<f64>>) -> String {
     let items: Vec<String> = values
-        .map(|v| v.map_or_else(|| "null".to_owned(), pyfmt::repr))
+        .map(|v| v.map_or_else(|| "null".to_owned(), charcoal_web::python_repr))
         .collect();
     format!("[{}]", items.join(", "))
 }
@@ -325,7 +323,7 @@ fn fetch(a: FetchArgs, out: &mut impl Write) -> Result<()> {
     let mut t = series.start;
     for &value in &series.values {
         if keep(value) {
-            let text = value.map_or_else(|| "None".to_owned(), pyfmt::fixed6);
+            let text = value.map_or_else(|| "None".to_owned(), charcoal_web::python_percent_f);
             writeln!(out, "{t}\t{text}")?;
         }
         t += series.step;
@@ -424,7 +422,7 @@ fn dump(a: DumpArgs, out: &mut impl Write) -> Result<()> {
         writeln!(
             out,
             "  xFilesFactor: {}",
-            pyfmt::general(f64::from(h.x_files_factor), 6)
+            charcoal_web::python_percent_g(f64::from(h.x_files_factor), 6)
         )?;
         writeln!(out)?;
         for (i, x) in h.archives.iter().enumerate() {
@@ -443,9 +441,13 @@ fn dump(a: DumpArgs, out: &mut impl Write) -> Result<()> {
         }
         for (slot, (t, v)) in file.raw_archive(i)?.into_iter().enumerate() {
             if a.raw {
-                writeln!(out, "{t}:{}", pyfmt::general(v, 35))?;
+                writeln!(out, "{t}:{}", charcoal_web::python_percent_g(v, 35))?;
             } else {
-                writeln!(out, "{slot}: {t}, {:>10}", pyfmt::general(v, 35))?;
+                writeln!(
+                    out,
+                    "{slot}: {t}, {:>10}",
+                    charcoal_web::python_percent_g(v, 35)
+                )?;
             }
         }
     }
@@ -457,7 +459,7 @@ fn json_float(v: f64) -> serde_json::Value {
     if v.is_finite() {
         serde_json::json!(v)
     } else {
-        serde_json::json!(pyfmt::repr(v))
+        serde_json::json!(charcoal_web::python_repr(v))
     }
 }
 

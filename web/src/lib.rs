@@ -36,6 +36,7 @@ mod functions;
 mod graph;
 mod http;
 mod parse;
+mod pyfmt;
 mod render;
 mod series;
 mod source;
@@ -50,4 +51,5 @@ pub use error::{ApiError, EvalError, GraphError, ParseError, SourceError, TimeEr
 pub use graph::GraphRenderer;
 pub use http::{AppState, GRAPHITE_VERSION, WebServer, app, serve, serve_router};
 pub use parse::check_target;
+pub use pyfmt::{python_percent_f, python_percent_g, python_repr};
 pub use source::{FetchIter, FetchedSeries, FindMatch, MemorySource, MetricSource, Selector};

@@ -483,78 +483,14 @@ pub(crate) fn aggregate_columns(series: &[Series], agg: AggFunc, xff: f64) -> Op
     Some(out)
 }
 
-/// Python's `repr(float)` / `str(float)`: shortest round-trip digits, `1e+16` style exponent
-/// outside `1e-4 <= |v| < 1e16`, and a trailing `.0` on integral values.
+/// Python's `repr(float)`, used where graphite-web prints a float into a name.
 pub(crate) fn py_float(v: f64) -> String {
-    if v.is_nan() {
-        return "nan".to_owned();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "inf".to_owned()
-        } else {
-            "-inf".to_owned()
-        };
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0.0".to_owned()
-        } else {
-            "0.0".to_owned()
-        };
-    }
-    let sci = format!("{v:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if (-4..16).contains(&exp) {
-        let s = v.to_string();
-        if s.contains('.') { s } else { format!("{s}.0") }
-    } else {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.abs())
-    }
+    crate::pyfmt::python_repr(v)
 }
 
-/// Python's `'%g' % v`: 6 significant digits, trailing zeros removed, exponent form outside
-/// `1e-4 <= |v| < 1e6`.
+/// Python's `'%g' % v`.
 pub(crate) fn py_g(v: f64) -> String {
-    if v.is_nan() {
-        return "nan".to_owned();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "inf".to_owned()
-        } else {
-            "-inf".to_owned()
-        };
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".to_owned()
-        } else {
-            "0".to_owned()
-        };
-    }
-    let sci = format!("{v:.5e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if (-4..6).contains(&exp) {
-        let decimals = (5 - exp).max(0) as usize;
-        let s = format!("{v:.decimals$}");
-        trim_zeros(&s)
-    } else {
-        let m = trim_zeros(mantissa);
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{m}e{sign}{:02}", exp.abs())
-    }
-}
-
-fn trim_zeros(s: &str) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        s.to_owned()
-    }
+    crate::pyfmt::python_percent_g(v, 6)
 }
 
 #[cfg(test)]

@@ -368,39 +368,9 @@ fn format_units(v: f64, step: Option<f64>, unit: UnitSystem) -> (f64, &'static s
     (v, "")
 }
 
-/// Python's `%g`: 6 significant digits, trailing zeros removed, exponent form outside
-/// 1e-4..1e6.
+/// Python's `%g` (6 significant digits).
 pub(crate) fn fmt_g(v: f64) -> String {
-    if v == 0.0 {
-        return if v.is_sign_negative() { "-0" } else { "0" }.to_owned();
-    }
-    if !v.is_finite() {
-        return if v.is_nan() {
-            "nan".to_owned()
-        } else if v > 0.0 {
-            "inf".to_owned()
-        } else {
-            "-inf".to_owned()
-        };
-    }
-    let sci = format!("{v:.5e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..6).contains(&exp) {
-        let m = trim_zeros(mantissa);
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{m}e{sign}{:02}", exp.abs());
-    }
-    let decimals = (5 - exp).max(0) as usize;
-    trim_zeros(&format!("{v:.decimals$}")).to_owned()
-}
-
-fn trim_zeros(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
+    crate::pyfmt::python_percent_g(v, 6)
 }
 
 const SEC: i64 = 1;

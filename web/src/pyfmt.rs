@@ -1,8 +1,9 @@
-//! Python's float formatting (`repr`, `%f`, `%g`), so tool output matches whisper's scripts.
+//! Python's float formatting (`repr`, `%f`, `%g`): graphite-web prints floats Python's way
+//! (series names, legends, JSON-ish text), and so do whisper's scripts.
 
 /// `repr(x)` for a Python float: shortest round-trip digits, `1e-05` / `1e+16` outside
 /// [1e-4, 1e16), and `.0` on integral values.
-pub fn repr(x: f64) -> String {
+pub fn python_repr(x: f64) -> String {
     if x.is_nan() {
         return "nan".into();
     }
@@ -42,7 +43,7 @@ pub fn repr(x: f64) -> String {
 }
 
 /// `"%f" % x`.
-pub fn fixed6(x: f64) -> String {
+pub fn python_percent_f(x: f64) -> String {
     match special(x) {
         Some(s) => s.into(),
         None => format!("{x:.6}"),
@@ -61,7 +62,7 @@ fn special(x: f64) -> Option<&'static str> {
 
 /// C's `%.{precision}g` (no `#` flag): `precision` significant digits, trailing zeros removed,
 /// scientific notation when the exponent is below -4 or at least `precision`.
-pub fn general(x: f64, precision: usize) -> String {
+pub fn python_percent_g(x: f64, precision: usize) -> String {
     if let Some(s) = special(x) {
         return s.into();
     }
@@ -96,7 +97,7 @@ mod tests {
 
     /// Expected strings are what CPython 3.11 prints for the same values.
     #[test]
-    fn python_repr() {
+    fn repr_like_cpython() {
         let cases = [
             (0.5, "0.5"),
             (1.0, "1.0"),
@@ -115,20 +116,30 @@ mod tests {
             (1.7976931348623157e308, "1.7976931348623157e+308"),
         ];
         for (x, s) in cases {
-            assert_eq!(repr(x), s, "{x}");
+            assert_eq!(python_repr(x), s, "{x}");
         }
     }
 
     #[test]
     fn percent_f_and_g() {
-        assert_eq!(fixed6(2.5), "2.500000");
-        assert_eq!(fixed6(f64::NAN), "nan");
-        assert_eq!(general(0.5, 6), "0.5");
-        assert_eq!(general(0.10000000149011612, 6), "0.1");
-        assert_eq!(general(5.0, 35), "5");
-        assert_eq!(general(0.1, 35), "0.1000000000000000055511151231257827");
-        assert_eq!(general(1e-5, 6), "1e-05");
-        assert_eq!(general(1234567.0, 6), "1.23457e+06");
-        assert_eq!(general(0.0, 6), "0");
+        assert_eq!(python_percent_f(2.5), "2.500000");
+        assert_eq!(python_percent_f(f64::NAN), "nan");
+        assert_eq!(python_percent_g(0.5, 6), "0.5");
+        assert_eq!(python_percent_g(0.10000000149011612, 6), "0.1");
+        assert_eq!(python_percent_g(5.0, 35), "5");
+        assert_eq!(
+            python_percent_g(0.1, 35),
+            "0.1000000000000000055511151231257827"
+        );
+        assert_eq!(python_percent_g(1e-5, 6), "1e-05");
+        assert_eq!(python_percent_g(1234567.0, 6), "1.23457e+06");
+        assert_eq!(python_percent_g(0.0, 6), "0");
+        assert_eq!(python_percent_g(-0.0, 6), "-0");
+        assert_eq!(python_percent_g(2.0, 6), "2");
+        assert_eq!(python_percent_g(1e6, 6), "1e+06");
+        assert_eq!(python_percent_g(123456.0, 6), "123456");
+        assert_eq!(python_percent_g(0.0001, 6), "0.0001");
+        assert_eq!(python_percent_g(-1.23456789, 6), "-1.23457");
+        assert_eq!(python_percent_g(f64::NEG_INFINITY, 6), "-inf");
     }
 }
