@@ -186,7 +186,11 @@ async fn serve(mut config: Config, parts: Parts, config_path: Option<PathBuf>) -
             event = signals.next() => match event {
                 Event::Stop => break,
                 Event::Reload => {
-                    reload(running.store.as_ref(), &mut config, config_path.as_deref())
+                    reload(running.store.as_ref(), &mut config, config_path.as_deref());
+                    // Like munin-node on SIGHUP: new or removed plugin scripts take effect.
+                    if let Some(agent) = &running.agent {
+                        agent.rescan_plugins();
+                    }
                 }
             },
             _ = replaced.cancelled() => break,
@@ -447,7 +451,7 @@ async fn stop(running: Running, token: &CancellationToken) {
 
 /// SIGHUP: re-reads the configuration and applies what can change live: the storage rules
 /// for new files, the log level and the store's flush interval. A bad file is refused and the
-/// old configuration kept; what changed is logged.
+/// old configuration kept; what changed is logged. (The agent's plugin rescan is separate.)
 fn reload(store: Option<&Store>, current: &mut Config, path: Option<&std::path::Path>) {
     let loaded = config::load(path, std::env::vars()).and_then(|mut c| {
         // What cannot change live stays as it started (addresses, data directory, flags).

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -153,6 +153,7 @@ pub struct AgentHandle {
     stats: Arc<Stats>,
     munin_addr: Option<SocketAddr>,
     node_name: String,
+    rescan: Arc<Notify>,
 }
 
 impl AgentHandle {
@@ -174,6 +175,13 @@ impl AgentHandle {
     /// A reader of the agent's counters that outlives the handle (for self-monitoring).
     pub fn stats_reader(&self) -> StatsReader {
         StatsReader(Arc::clone(&self.stats))
+    }
+
+    /// Probes the plugin directory and `plugin-conf.d` again, as munin-node does on SIGHUP:
+    /// new plugins are served and sampled, removed ones dropped, changed `config` output
+    /// re-read. Sessions and rounds keep the old list until the probe is done.
+    pub fn rescan_plugins(&self) {
+        self.rescan.notify_one();
     }
 
     /// Waits until the shutdown token is cancelled and every task has finished: the munin
@@ -227,49 +235,57 @@ pub async fn run(
         stats.clone(),
     ));
     let (plugins_tx, plugins_rx) = watch::channel(None);
+    let rescan = Arc::new(Notify::new());
     {
-        let (config, runner, name, shutdown) = (
+        let (config, runner, name, shutdown, rescan) = (
             config.clone(),
             runner.clone(),
             name.clone(),
             shutdown.clone(),
+            rescan.clone(),
         );
         let builtin_names: Vec<&'static str> = builtins.iter().map(|b| b.name).collect();
         tracker.spawn(async move {
-            let plugins = match &config.plugin_dir {
-                None => Plugins::empty(runner),
-                Some(_) => {
-                    // A script plugin named like a built-in is shadowed by it; a wildcard
-                    // instance only if the built-in would serve that interface.
-                    let shadowed = |n: &str| {
-                        builtin_names.iter().any(|b| {
-                            n == *b
-                                || (b.ends_with('_')
-                                    && is_builtin_instance(b, n)
-                                    && !name_matches(&config.interfaces_exclude, &n[b.len()..]))
+            loop {
+                let plugins = match &config.plugin_dir {
+                    None => Plugins::empty(runner.clone()),
+                    Some(_) => {
+                        // A script plugin named like a built-in is shadowed by it; a wildcard
+                        // instance only if the built-in would serve that interface.
+                        let shadowed = |n: &str| {
+                            builtin_names.iter().any(|b| {
+                                n == *b
+                                    || (b.ends_with('_')
+                                        && is_builtin_instance(b, n)
+                                        && !name_matches(&config.interfaces_exclude, &n[b.len()..]))
+                            })
+                        };
+                        let own = name.to_lowercase();
+                        let load = Plugins::load(
+                            runner.clone(),
+                            config.plugin_conf_dir.as_deref(),
+                            config.plugin_probe_concurrency,
+                            &own,
+                            &shadowed,
+                        );
+                        let loaded = tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            l = load => l,
+                        };
+                        loaded.unwrap_or_else(|e| {
+                            tracing::error!(error = %e, "script plugins unavailable");
+                            Plugins::empty(runner.clone())
                         })
-                    };
-                    let own = name.to_lowercase();
-                    let load = Plugins::load(
-                        runner.clone(),
-                        config.plugin_conf_dir.as_deref(),
-                        config.plugin_probe_concurrency,
-                        &own,
-                        &shadowed,
-                    );
-                    let loaded = tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        l = load => l,
-                    };
-                    loaded.unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "script plugins unavailable");
-                        Plugins::empty(runner)
-                    })
+                    }
+                };
+                tracing::info!(plugins = plugins.list.len(), "script plugins probed");
+                // The sender stays alive so sessions never see "closed" while the agent runs.
+                let _ = plugins_tx.send(Some(Arc::new(plugins)));
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = rescan.notified() => {}
                 }
-            };
-            let _ = plugins_tx.send(Some(Arc::new(plugins)));
-            // Keep the sender alive so sessions never see "closed" while the agent runs.
-            shutdown.cancelled().await;
+            }
         });
     }
 
@@ -344,6 +360,7 @@ pub async fn run(
         shutdown,
         stats,
         munin_addr,
+        rescan,
         node_name: name,
     })
 }
@@ -426,7 +443,8 @@ struct PluginSlot {
 }
 
 /// Every interval, fetches each script plugin that is not still running from the previous
-/// interval (a hung plugin never delays the others) and sends its values.
+/// interval (a hung plugin never delays the others) and sends its values. A rescan swaps the
+/// list between rounds; a plugin kept across it keeps its slot, so it never runs twice at once.
 async fn plugin_rounds(
     s: PluginSampling,
     mut plugins_rx: watch::Receiver<Option<Arc<Plugins>>>,
@@ -434,44 +452,47 @@ async fn plugin_rounds(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let plugins = tokio::select! {
-        () = shutdown.cancelled() => return,
-        p = plugins_rx.wait_for(Option::is_some) => match p {
-            Ok(p) => p.clone(),
-            Err(_) => return,
-        },
-    };
-    let Some(plugins) = plugins else { return };
-    if plugins.list.is_empty() {
-        return;
-    }
     let s = Arc::new(s);
     let rates = Arc::new(Mutex::new(RateTracker::new(2.0 * s.interval.as_secs_f64())));
-    let slots: Arc<HashMap<String, PluginSlot>> = Arc::new(
-        plugins
-            .list
-            .keys()
-            .map(|k| (k.clone(), PluginSlot::default()))
-            .collect(),
-    );
+    let mut current: Option<Arc<Plugins>> = None;
+    let mut slots: HashMap<String, Arc<PluginSlot>> = HashMap::new();
     let start = Instant::now();
     let mut tick = tokio::time::interval(s.interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
+            changed = plugins_rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let Some(plugins) = plugins_rx.borrow_and_update().clone() else {
+                    continue;
+                };
+                let mut kept = std::mem::take(&mut slots);
+                for name in plugins.list.keys() {
+                    let slot = kept.remove(name).unwrap_or_default();
+                    // What a plugin says about itself may have changed with the rescan.
+                    if let Ok(mut c) = slot.config.lock() {
+                        *c = None;
+                    }
+                    slots.insert(name.clone(), slot);
+                }
+                current = Some(plugins);
+                // Sample the new list now rather than an interval later.
+                tick.reset_immediately();
+                continue;
+            }
             _ = tick.tick() => {}
         }
-        for name in plugins.list.keys() {
-            let Some(slot) = slots.get(name) else {
-                continue;
-            };
+        let Some(plugins) = &current else { continue };
+        for (name, slot) in &slots {
             if slot.busy.swap(true, Ordering::AcqRel) {
                 continue;
             }
-            let (plugins, slots, rates, tx, s, shutdown, name) = (
+            let (plugins, slot, rates, tx, s, shutdown, name) = (
                 plugins.clone(),
-                slots.clone(),
+                slot.clone(),
                 rates.clone(),
                 tx.clone(),
                 s.clone(),
@@ -481,11 +502,9 @@ async fn plugin_rounds(
             tracker.spawn(async move {
                 tokio::select! {
                     () = shutdown.cancelled() => {}
-                    () = sample_plugin(&plugins, &slots, &name, &rates, &tx, &s, start) => {}
+                    () = sample_plugin(&plugins, &slot, &name, &rates, &tx, &s, start) => {}
                 }
-                if let Some(slot) = slots.get(&name) {
-                    slot.busy.store(false, Ordering::Release);
-                }
+                slot.busy.store(false, Ordering::Release);
             });
         }
     }
@@ -493,14 +512,14 @@ async fn plugin_rounds(
 
 async fn sample_plugin(
     plugins: &Plugins,
-    slots: &HashMap<String, PluginSlot>,
+    slot: &PluginSlot,
     name: &str,
     rates: &Mutex<RateTracker>,
     tx: &mpsc::Sender<Batch>,
     s: &PluginSampling,
     start: Instant,
 ) {
-    let (Some(p), Some(slot)) = (plugins.list.get(name), slots.get(name)) else {
+    let Some(p) = plugins.list.get(name) else {
         return;
     };
     let stale = match slot.config.lock() {

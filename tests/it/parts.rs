@@ -104,6 +104,61 @@ fn agent_reports_this_host_to_carbon() {
 }
 
 #[test]
+fn agent_rescans_its_plugin_directory_on_sighup() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    // plugins run as `nobody` when the tests run as root: let them in
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (plugins, conf) = (dir.path().join("plugins"), dir.path().join("plugin-conf.d"));
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::create_dir_all(&conf).unwrap();
+    let add_plugin = |name: &str, field: &str| {
+        let path = plugins.join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\n[ \"$1\" = config ] && echo 'graph_title {name}' && exit 0\necho '{field}.value 1'\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    add_plugin("first", "a");
+    let config = dir.path().join("charcoal.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\nplugin_dir = {:?}\nplugin_conf_dir = {:?}\nplugin_state_dir = {:?}\n",
+            path_str(&plugins),
+            path_str(&conf),
+            path_str(&dir.path().join("state"))
+        ),
+    )
+    .unwrap();
+    let (carbon, lines) = carbon_capture();
+    let server = Server::start(
+        &[
+            "agent",
+            "--config",
+            path_str(&config),
+            "--carbon",
+            &carbon,
+            "--interval",
+            "200ms",
+            "--munin-listen",
+            "",
+            "--prefix",
+            "servers.testhost",
+        ],
+        &[],
+    );
+    wait_for_line(&lines, "servers.testhost.munin.first.a 1 ");
+    add_plugin("second", "b");
+    server.signal(libc::SIGHUP);
+    wait_for_line(&lines, "servers.testhost.munin.second.b 1 ");
+    server.signal(libc::SIGTERM);
+    assert!(server.wait().success());
+}
+
+#[test]
 fn web_serves_an_existing_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -276,6 +276,50 @@ async fn plugins_that_print_nothing_are_dropped_at_start_up() {
 }
 
 #[tokio::test]
+async fn rescan_serves_added_plugins_and_forgets_removed_ones() {
+    let plugin = |v: u32| {
+        format!(
+            "#!/bin/sh\n[ \"$1\" = config ] && echo 'graph_title p' && exit 0\necho 'p.value {v}'\n"
+        )
+    };
+    let s = Scratch::new(&[("old", &plugin(1))], "");
+    let agent = start(test_config(&s)).await;
+    let mut c = Client::connect(agent.addr).await;
+    assert_eq!(c.multi("fetch old").await, ["p.value 1"]);
+
+    std::fs::remove_file(s.plugins().join("old")).unwrap();
+    let added = s.plugins().join("added");
+    std::fs::write(&added, plugin(2)).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&added, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Until asked, the agent keeps the list it probed at start-up.
+    assert_eq!(c.multi("fetch added").await, ["# Unknown service"]);
+    agent.handle.rescan_plugins();
+    let deadline = tokio::time::Instant::now() + REPLY_DEADLINE;
+    loop {
+        let names: Vec<String> = c
+            .single("list")
+            .await
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        if names.iter().any(|n| n == "added") {
+            assert!(!names.iter().any(|n| n == "old"), "{names:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rescan never finished: {names:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The open session sees the new list.
+    assert_eq!(c.multi("fetch added").await, ["p.value 2"]);
+    assert_eq!(c.multi("fetch old").await, ["# Unknown service"]);
+    agent.stop().await;
+}
+
+#[tokio::test]
 async fn wildcard_symlink_and_command_with_percent_c() {
     let s = Scratch::new(
         &[(

@@ -8,18 +8,24 @@ use tokio::io::AsyncBufReadExt as _;
 
 use crate::util::*;
 
+type CarbonReader = tokio::io::BufReader<tokio::net::TcpStream>;
+
 /// Reads Carbon lines until every name in `want` was seen (bounded by the reply deadline).
 async fn carbon_lines(
     listener: tokio::net::TcpListener,
     want: &[&str],
 ) -> BTreeMap<String, (String, i64)> {
-    let mut seen = BTreeMap::new();
-    let deadline = tokio::time::Instant::now() + REPLY_DEADLINE;
-    let (stream, _) = tokio::time::timeout_at(deadline, listener.accept())
+    let (stream, _) = tokio::time::timeout(REPLY_DEADLINE, listener.accept())
         .await
         .expect("agent connects")
         .unwrap();
-    let mut rd = tokio::io::BufReader::new(stream);
+    read_until_seen(&mut tokio::io::BufReader::new(stream), want).await
+}
+
+/// Reads Carbon lines from `rd` until every name in `want` was seen.
+async fn read_until_seen(rd: &mut CarbonReader, want: &[&str]) -> BTreeMap<String, (String, i64)> {
+    let mut seen = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + REPLY_DEADLINE;
     while !want.iter().all(|w| seen.contains_key(*w)) {
         let mut line = String::new();
         let n = tokio::time::timeout_at(deadline, rd.read_line(&mut line))
@@ -41,6 +47,47 @@ async fn carbon_lines(
         seen.insert(parts[0].to_owned(), (parts[1].to_owned(), ts));
     }
     seen
+}
+
+/// A plugin that prints `<field>.value <value>`.
+fn one_value_plugin(field: &str, value: u32) -> String {
+    format!(
+        "#!/bin/sh\n[ \"$1\" = config ] && echo 'graph_title {field}' && exit 0\necho '{field}.value {value}'\n"
+    )
+}
+
+#[tokio::test]
+async fn rescan_sends_new_plugins_and_stops_removed_ones() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let s = Scratch::new(&[("first", &one_value_plugin("a", 1))], "");
+    let mut config = test_config(&s);
+    config.carbon = Some(listener.local_addr().unwrap().to_string());
+    config.interval = Duration::from_millis(200);
+    config.collectors = vec!["load".into()];
+    let agent = start(config).await;
+    let (stream, _) = tokio::time::timeout(REPLY_DEADLINE, listener.accept())
+        .await
+        .expect("agent connects")
+        .unwrap();
+    let mut rd = tokio::io::BufReader::new(stream);
+    let seen = read_until_seen(&mut rd, &["servers.vm.munin.first.a"]).await;
+    assert_eq!(seen["servers.vm.munin.first.a"].0, "1");
+
+    std::fs::remove_file(s.plugins().join("first")).unwrap();
+    let second = s.plugins().join("second");
+    std::fs::write(&second, one_value_plugin("b", 2)).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&second, std::fs::Permissions::from_mode(0o755)).unwrap();
+    agent.handle.rescan_plugins();
+    let seen = read_until_seen(&mut rd, &["servers.vm.munin.second.b"]).await;
+    assert_eq!(seen["servers.vm.munin.second.b"].0, "2");
+    // Once the new list is in use the removed plugin is no longer sampled: after one more
+    // round (where a run started before the swap may still land), rounds go by without it.
+    let both = ["servers.vm.munin.second.b", "servers.vm.load.load5"];
+    read_until_seen(&mut rd, &both).await;
+    let after = read_until_seen(&mut rd, &both).await;
+    assert!(!after.contains_key("servers.vm.munin.first.a"), "{after:?}");
+    agent.stop().await;
 }
 
 #[tokio::test]
