@@ -79,6 +79,36 @@ fn statsd_runs_from_an_etsy_config_file() {
 }
 
 #[test]
+fn a_second_stop_signal_exits_without_draining() {
+    // A Carbon target that refuses connections keeps the final StatsD flush retrying for its
+    // shutdown grace (5 s): the drain is still under way when the second signal comes.
+    let refusing = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let server = Server::start(
+        &[
+            "statsd",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--carbon",
+            &refusing,
+        ],
+        &[],
+    );
+    server.wait_for("statsd listening");
+    server.signal(libc::SIGTERM);
+    server.wait_for("stopping: draining sockets, flushing StatsD and the store cache");
+    server.signal(libc::SIGTERM);
+    server.wait_for("second stop signal: exiting without draining");
+    // A graceful stop exits 0 (after giving up on Carbon); the forced one exits 1.
+    assert_eq!(server.wait().code(), Some(1));
+}
+
+#[test]
 fn agent_reports_this_host_to_carbon() {
     let (carbon, lines) = carbon_capture();
     let server = Server::start(
