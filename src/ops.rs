@@ -86,9 +86,9 @@ impl Observed {
     /// Every counter, named `part.counter` (dots become `_` for Prometheus).
     fn samples(&self) -> Vec<(&'static str, Kind, f64)> {
         use Kind::{Counter, Gauge};
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
         let mut out = Vec::with_capacity(48);
         if let Some(s) = &self.statsd {
-            let g = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
             out.extend([
                 ("statsd.packets", Counter, g(&s.packets)),
                 ("statsd.lines", Counter, g(&s.lines)),
@@ -101,7 +101,6 @@ impl Observed {
             ]);
         }
         if let Some(c) = &self.carbon {
-            let g = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
             out.extend([
                 ("carbon.metrics_received", Counter, g(&c.metrics_received)),
                 ("carbon.bad_lines", Counter, g(&c.bad_lines)),

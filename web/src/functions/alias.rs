@@ -5,21 +5,7 @@ use crate::error::EvalError;
 use crate::eval::Value;
 use crate::series::{AggFunc, Series, py_float};
 
-const fn def(
-    name: &'static str,
-    description: &'static str,
-    params: &'static [Param],
-    eval: super::EvalFn,
-) -> FunctionDef {
-    FunctionDef {
-        name,
-        group: "Alias",
-        description,
-        params,
-        aggregator: false,
-        eval,
-    }
-}
+group_constructor!(def, "Alias");
 
 pub(crate) const DEFS: &[FunctionDef] = &[
     def(

@@ -6,21 +6,7 @@ use crate::error::EvalError;
 use crate::eval::Value;
 use crate::series::{AggFunc, NULL, Series, xff_ok};
 
-const fn def(
-    name: &'static str,
-    description: &'static str,
-    params: &'static [Param],
-    eval: super::EvalFn,
-) -> FunctionDef {
-    FunctionDef {
-        name,
-        group: "Calculate",
-        description,
-        params,
-        aggregator: false,
-        eval,
-    }
-}
+group_constructor!(def, "Calculate");
 
 const WINDOW_SUGGESTIONS: &[Lit] = &[
     Lit::Int(5),

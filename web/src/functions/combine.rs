@@ -8,21 +8,7 @@ use crate::error::EvalError;
 use crate::eval::{Value, call_function};
 use crate::series::{AggFunc, NULL, Series, combine_rows, normalize};
 
-const fn def(
-    name: &'static str,
-    description: &'static str,
-    params: &'static [Param],
-    eval: super::EvalFn,
-) -> FunctionDef {
-    FunctionDef {
-        name,
-        group: "Combine",
-        description,
-        params,
-        aggregator: false,
-        eval,
-    }
-}
+group_constructor!(def, "Combine");
 
 const fn agg_def(
     name: &'static str,
@@ -30,14 +16,7 @@ const fn agg_def(
     params: &'static [Param],
     eval: super::EvalFn,
 ) -> FunctionDef {
-    FunctionDef {
-        name,
-        group: "Combine",
-        description,
-        params,
-        aggregator: true,
-        eval,
-    }
+    def(name, description, params, eval).aggregator()
 }
 
 const LISTS_PAIR: &[Param] = &[
@@ -45,6 +24,37 @@ const LISTS_PAIR: &[Param] = &[
     Param::new("seriesListSecondPos", T::SeriesList).req(),
 ];
 const WILDCARDS: &[Param] = &[SERIES, Param::new("position", T::Node).multi()];
+
+const SUM_SERIES: FunctionDef = agg_def(
+    "sumSeries",
+    "Adds the series together point by point; nulls are skipped and a row with no values stays null.",
+    &[SERIES_LISTS],
+    |ctx, a| {
+        let l = a.rest_lists();
+        aggregate(ctx, l, "sum", None)
+    },
+);
+
+const AVERAGE_SERIES: FunctionDef = agg_def(
+    "averageSeries",
+    "Mean of the non-null values of the series at each point.",
+    &[SERIES_LISTS],
+    |ctx, a| {
+        let l = a.rest_lists();
+        aggregate(ctx, l, "average", None)
+    },
+);
+
+const AS_PERCENT: FunctionDef = agg_def(
+    "asPercent",
+    "Each series as a percentage of a total: by default the point-wise sum of the list; or a number; or a single series; or a list of the same length (paired by name). With nodes, series are grouped by those nodes and taken as a percentage of their group's total.",
+    &[
+        SERIES,
+        Param::new("total", T::Any),
+        Param::new("nodes", T::NodeOrTag).multi(),
+    ],
+    as_percent,
+);
 
 pub(crate) const DEFS: &[FunctionDef] = &[
     def(
@@ -61,42 +71,10 @@ pub(crate) const DEFS: &[FunctionDef] = &[
             aggregate(ctx, list, &func, a.float(2))
         },
     ),
-    agg_def(
-        "sumSeries",
-        "Adds the series together point by point; nulls are skipped and a row with no values stays null.",
-        &[SERIES_LISTS],
-        |ctx, a| {
-            let l = a.rest_lists();
-            aggregate(ctx, l, "sum", None)
-        },
-    ),
-    agg_def(
-        "sum",
-        "Short alias of sumSeries.",
-        &[SERIES_LISTS],
-        |ctx, a| {
-            let l = a.rest_lists();
-            aggregate(ctx, l, "sum", None)
-        },
-    ),
-    agg_def(
-        "averageSeries",
-        "Mean of the non-null values of the series at each point.",
-        &[SERIES_LISTS],
-        |ctx, a| {
-            let l = a.rest_lists();
-            aggregate(ctx, l, "average", None)
-        },
-    ),
-    agg_def(
-        "avg",
-        "Short alias of averageSeries.",
-        &[SERIES_LISTS],
-        |ctx, a| {
-            let l = a.rest_lists();
-            aggregate(ctx, l, "average", None)
-        },
-    ),
+    SUM_SERIES,
+    SUM_SERIES.alias("sum", "Short alias of sumSeries."),
+    AVERAGE_SERIES,
+    AVERAGE_SERIES.alias("avg", "Short alias of averageSeries."),
     agg_def(
         "maxSeries",
         "Largest value of the series at each point.",
@@ -258,26 +236,8 @@ pub(crate) const DEFS: &[FunctionDef] = &[
             with_wildcards(ctx, a, &func)
         },
     ),
-    agg_def(
-        "asPercent",
-        "Each series as a percentage of a total: by default the point-wise sum of the list; or a number; or a single series; or a list of the same length (paired by name). With nodes, series are grouped by those nodes and taken as a percentage of their group's total.",
-        &[
-            SERIES,
-            Param::new("total", T::Any),
-            Param::new("nodes", T::NodeOrTag).multi(),
-        ],
-        as_percent,
-    ),
-    agg_def(
-        "pct",
-        "Short alias of asPercent.",
-        &[
-            SERIES,
-            Param::new("total", T::Any),
-            Param::new("nodes", T::NodeOrTag).multi(),
-        ],
-        as_percent,
-    ),
+    AS_PERCENT,
+    AS_PERCENT.alias("pct", "Short alias of asPercent."),
     def(
         "divideSeries",
         "Divides every series of the first list by the single series of the second; division by zero or null gives null. A missing divisor makes every result null.",

@@ -7,51 +7,9 @@ use super::{Args, Ctx, FunctionDef, Lit, Options, Param, SERIES, T, g, regex};
 use crate::error::EvalError;
 use crate::series::{AggFunc, NULL, Series};
 
-const fn filt(
-    name: &'static str,
-    description: &'static str,
-    params: &'static [Param],
-    eval: super::EvalFn,
-) -> FunctionDef {
-    FunctionDef {
-        name,
-        group: "Filter Series",
-        description,
-        params,
-        aggregator: false,
-        eval,
-    }
-}
-const fn data(
-    name: &'static str,
-    description: &'static str,
-    params: &'static [Param],
-    eval: super::EvalFn,
-) -> FunctionDef {
-    FunctionDef {
-        name,
-        group: "Filter Data",
-        description,
-        params,
-        aggregator: false,
-        eval,
-    }
-}
-const fn sorting(
-    name: &'static str,
-    description: &'static str,
-    params: &'static [Param],
-    eval: super::EvalFn,
-) -> FunctionDef {
-    FunctionDef {
-        name,
-        group: "Sorting",
-        description,
-        params,
-        aggregator: false,
-        eval,
-    }
-}
+group_constructor!(filt, "Filter Series");
+group_constructor!(data, "Filter Data");
+group_constructor!(sorting, "Sorting");
 
 const N_INT: &[Param] = &[SERIES, Param::new("n", T::Integer).req()];
 const N_FLOAT: &[Param] = &[SERIES, Param::new("n", T::Float).req()];

@@ -6,21 +6,7 @@ use crate::attime;
 use crate::error::EvalError;
 use crate::series::Series;
 
-const fn def(
-    name: &'static str,
-    description: &'static str,
-    params: &'static [Param],
-    eval: super::EvalFn,
-) -> FunctionDef {
-    FunctionDef {
-        name,
-        group: "Graph",
-        description,
-        params,
-        aggregator: false,
-        eval,
-    }
-}
+group_constructor!(def, "Graph");
 
 pub(crate) const DEFS: &[FunctionDef] = &[
     def(

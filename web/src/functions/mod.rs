@@ -12,6 +12,21 @@ use crate::error::EvalError;
 use crate::eval::{Args, Ctx, Value};
 use crate::series::{AGG_FUNC_NAMES, Series};
 
+/// Declares `const fn $ctor(name, description, params, eval)`, the entry constructor of one
+/// group module (the group is what `/functions` lists it under).
+macro_rules! group_constructor {
+    ($ctor:ident, $group:literal) => {
+        const fn $ctor(
+            name: &'static str,
+            description: &'static str,
+            params: &'static [super::Param],
+            eval: super::EvalFn,
+        ) -> super::FunctionDef {
+            super::FunctionDef::new($group, name, description, params, eval)
+        }
+    };
+}
+
 mod alias;
 mod calculate;
 mod combine;
@@ -285,6 +300,40 @@ pub(crate) fn all() -> Vec<&'static FunctionDef> {
 }
 
 impl FunctionDef {
+    const fn new(
+        group: &'static str,
+        name: &'static str,
+        description: &'static str,
+        params: &'static [Param],
+        eval: EvalFn,
+    ) -> FunctionDef {
+        FunctionDef {
+            name,
+            group,
+            description,
+            params,
+            aggregator: false,
+            eval,
+        }
+    }
+
+    /// Also listed among the `aggOrSeriesFunc` options.
+    const fn aggregator(self) -> FunctionDef {
+        FunctionDef {
+            aggregator: true,
+            ..self
+        }
+    }
+
+    /// The same function under another name, as graphite-web registers its short aliases.
+    const fn alias(self, name: &'static str, description: &'static str) -> FunctionDef {
+        FunctionDef {
+            name,
+            description,
+            ..self
+        }
+    }
+
     /// A Python-style signature like graphite-web's `function` field.
     fn signature(&self) -> String {
         let parts: Vec<String> = self

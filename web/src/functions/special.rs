@@ -4,21 +4,7 @@ use super::{Ctx, FunctionDef, Lit, Options, Param, SERIES, T, fstr};
 use crate::eval::Value;
 use crate::series::{Consolidation, NULL, Series, py_float};
 
-const fn def(
-    name: &'static str,
-    description: &'static str,
-    params: &'static [Param],
-    eval: super::EvalFn,
-) -> FunctionDef {
-    FunctionDef {
-        name,
-        group: "Special",
-        description,
-        params,
-        aggregator: false,
-        eval,
-    }
-}
+group_constructor!(def, "Special");
 
 const CONSOLIDATIONS: &[Lit] = &[
     Lit::Str("average"),
@@ -30,6 +16,13 @@ const CONSOLIDATIONS: &[Lit] = &[
     Lit::Str("min"),
     Lit::Str("sum"),
 ];
+
+const SET_XFF: FunctionDef = def(
+    "setXFilesFactor",
+    "Sets the minimum share of non-null values (0–1) a consolidated point needs, for these series and for later aggregation in the request.",
+    &[SERIES, Param::new("xFilesFactor", T::Float).req()],
+    set_xff,
+);
 
 pub(crate) const DEFS: &[FunctionDef] = &[
     def(
@@ -89,18 +82,8 @@ pub(crate) const DEFS: &[FunctionDef] = &[
             ctx.fetch_by_tags(&specs)
         },
     ),
-    def(
-        "setXFilesFactor",
-        "Sets the minimum share of non-null values (0–1) a consolidated point needs, for these series and for later aggregation in the request.",
-        &[SERIES, Param::new("xFilesFactor", T::Float).req()],
-        set_xff,
-    ),
-    def(
-        "xFilesFactor",
-        "Short alias of setXFilesFactor.",
-        &[SERIES, Param::new("xFilesFactor", T::Float).req()],
-        set_xff,
-    ),
+    SET_XFF,
+    SET_XFF.alias("xFilesFactor", "Short alias of setXFilesFactor."),
     def(
         "changed",
         "1 where the value differs from the previous non-null value, else 0.",

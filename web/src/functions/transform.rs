@@ -6,21 +6,7 @@ use crate::attime::{self, parse_time_offset};
 use crate::error::EvalError;
 use crate::series::{AggFunc, NULL, Series, xff_ok};
 
-const fn def(
-    name: &'static str,
-    description: &'static str,
-    params: &'static [Param],
-    eval: super::EvalFn,
-) -> FunctionDef {
-    FunctionDef {
-        name,
-        group: "Transform",
-        description,
-        params,
-        aggregator: false,
-        eval,
-    }
-}
+group_constructor!(def, "Transform");
 
 const ONLY_SERIES: &[Param] = &[SERIES];
 const INTERVAL_SUGGESTIONS: &[Lit] = &[Lit::Str("10min"), Lit::Str("1h"), Lit::Str("1d")];
@@ -39,6 +25,27 @@ const DELTA_PARAMS: &[Param] = &[
     Param::new("maxValue", T::Float),
     Param::new("minValue", T::Float),
 ];
+
+const TIME: FunctionDef = def(
+    "time",
+    "A generated series whose value at each point is its own timestamp.",
+    &[
+        Param::new("name", T::String).req(),
+        Param::new("step", T::Integer).default(Lit::Int(60)),
+    ],
+    time_function,
+);
+
+const SIN: FunctionDef = def(
+    "sin",
+    "A generated sine wave of the timestamp, times amplitude.",
+    &[
+        Param::new("name", T::String).req(),
+        Param::new("amplitude", T::Integer).default(Lit::Int(1)),
+        Param::new("step", T::Integer).default(Lit::Int(60)),
+    ],
+    sin_function,
+);
 
 pub(crate) const DEFS: &[FunctionDef] = &[
     def(
@@ -900,43 +907,15 @@ pub(crate) const DEFS: &[FunctionDef] = &[
             Ok(l)
         },
     ),
-    def(
-        "time",
-        "A generated series whose value at each point is its own timestamp.",
-        &[
-            Param::new("name", T::String).req(),
-            Param::new("step", T::Integer).default(Lit::Int(60)),
-        ],
-        time_function,
-    ),
-    def(
+    TIME,
+    TIME.alias(
         "timeFunction",
         "A generated series whose value at each point is its own timestamp.",
-        &[
-            Param::new("name", T::String).req(),
-            Param::new("step", T::Integer).default(Lit::Int(60)),
-        ],
-        time_function,
     ),
-    def(
-        "sin",
-        "A generated sine wave of the timestamp, times amplitude.",
-        &[
-            Param::new("name", T::String).req(),
-            Param::new("amplitude", T::Integer).default(Lit::Int(1)),
-            Param::new("step", T::Integer).default(Lit::Int(60)),
-        ],
-        sin_function,
-    ),
-    def(
+    SIN,
+    SIN.alias(
         "sinFunction",
         "A generated sine wave of the timestamp, times amplitude.",
-        &[
-            Param::new("name", T::String).req(),
-            Param::new("amplitude", T::Integer).default(Lit::Int(1)),
-            Param::new("step", T::Integer).default(Lit::Int(60)),
-        ],
-        sin_function,
     ),
 ];
 
