@@ -82,8 +82,11 @@ export class Chart {
   }
 
   async load(targets, params) {
+    // Only the newest request draws: an older, slower answer is dropped.
+    const request = (this.requests = (this.requests || 0) + 1);
     try {
       const data = await renderJson(targets, { ...params, maxDataPoints: this.width() });
+      if (request !== this.requests) return;
       this.series = data.map((s, i) => ({
         name: s.target,
         color: PALETTE[i % PALETTE.length],
@@ -91,6 +94,7 @@ export class Chart {
       }));
       this.message.textContent = this.series.length ? '' : 'No data';
     } catch (e) {
+      if (request !== this.requests) return;
       this.series = [];
       this.message.textContent = e.message;
     }

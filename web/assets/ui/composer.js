@@ -337,12 +337,20 @@ export class Composer {
   }
 }
 
+// The image each box is waiting for: a slower answer to an earlier request must not replace
+// the graph of a later one (edits and range changes come faster than renders).
+const latestImage = new WeakMap();
+
 /** Shows a PNG in `box`; on failure shows the server's error text instead. */
 export function showImage(box, url, width, height) {
   const img = new Image(width, height);
   img.alt = 'graph';
   img.className = 'graph';
-  img.addEventListener('load', () => box.replaceChildren(img));
+  latestImage.set(box, img);
+  const current = () => latestImage.get(box) === img;
+  img.addEventListener('load', () => {
+    if (current()) box.replaceChildren(img);
+  });
   img.addEventListener('error', async () => {
     let text = 'Could not draw this graph.';
     try {
@@ -351,7 +359,7 @@ export function showImage(box, url, width, height) {
     } catch {
       // keep the generic text
     }
-    box.replaceChildren(el('div', { class: 'error-box' }, text));
+    if (current()) box.replaceChildren(el('div', { class: 'error-box' }, text));
   });
   img.src = url;
   if (!box.querySelector('img.graph')) box.replaceChildren(el('div', { class: 'loading' }, 'Drawing…'));

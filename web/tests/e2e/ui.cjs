@@ -133,6 +133,27 @@ async function run(page) {
   const tip = await page.locator('.chart-tip').innerText();
   check(tip.includes('servers.web1.cpu.total.system'), `tooltip lists the series: ${tip}`);
   await shot(page, '03-composer-interactive');
+  // A slow answer for three targets, overtaken by the edit back to two, must not be drawn.
+  let releaseThree;
+  const threeHeld = new Promise((resolve) => { releaseThree = resolve; });
+  const threeTargets = (url) => url.pathname === '/render' && url.searchParams.getAll('target').length === 3;
+  const holdThree = async (route) => {
+    await threeHeld;
+    await route.continue();
+  };
+  await page.route(threeTargets, holdThree);
+  await page.fill('input[aria-label="New target"]', 'servers.web2.load.load1');
+  await page.locator('input[aria-label="New target"]').press('Enter');
+  await page.waitForFunction(() => document.querySelectorAll('.target-row').length === 3);
+  await page.locator('.target-row').nth(2).locator('button').click();
+  await page.waitForFunction(() => document.querySelectorAll('.target-row').length === 2);
+  const threeDone = page.waitForResponse((r) => new URL(r.url()).searchParams.getAll('target').length === 3);
+  releaseThree();
+  await threeDone;
+  await page.waitForTimeout(300);
+  const legend = await page.locator('.chart-legend button').count();
+  check(legend === 2, `the chart keeps the later two series, not the slower three: ${legend}`);
+  await page.unroute(threeTargets, holdThree);
   await page.getByRole('button', { name: 'Image' }).click();
   await imageLoaded(page, '.preview img.graph');
 
@@ -149,6 +170,35 @@ async function run(page) {
   step('time range picker');
   await page.selectOption('select[aria-label="Time range"]', '-1h');
   await page.waitForFunction(() => location.hash.includes('from=-1h'));
+  await page.waitForFunction(() => {
+    const img = document.querySelector('.preview img.graph');
+    return img && img.src.includes('from=-1h') && img.complete && img.naturalWidth > 0;
+  });
+
+  step('a slow answer to an earlier range does not replace the later graph');
+  // The -3h render is held back until after the -12h one has been drawn.
+  let releaseSlow;
+  const slowHeld = new Promise((resolve) => { releaseSlow = resolve; });
+  const holdSlow = async (route) => {
+    await slowHeld;
+    await route.continue();
+  };
+  const threeHours = (url) => url.pathname === '/render' && url.searchParams.get('from') === '-3h';
+  await page.route(threeHours, holdSlow);
+  await page.selectOption('select[aria-label="Time range"]', '-3h');
+  await page.selectOption('select[aria-label="Time range"]', '-12h');
+  await page.waitForFunction(() => {
+    const img = document.querySelector('.preview img.graph');
+    return img && img.src.includes('from=-12h') && img.complete && img.naturalWidth > 0;
+  });
+  const slowDone = page.waitForResponse((r) => new URL(r.url()).searchParams.get('from') === '-3h');
+  releaseSlow();
+  await slowDone;
+  await page.waitForTimeout(300);
+  const shown = await page.locator('.preview img.graph').getAttribute('src');
+  check(shown.includes('from=-12h'), `the later range stays on screen: ${shown}`);
+  await page.unroute(threeHours, holdSlow);
+  await page.selectOption('select[aria-label="Time range"]', '-1h');
   await page.waitForFunction(() => {
     const img = document.querySelector('.preview img.graph');
     return img && img.src.includes('from=-1h') && img.complete && img.naturalWidth > 0;
