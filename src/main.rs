@@ -206,19 +206,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Statsd(args)) => return bench_statsd::run(&args),
         _ => {}
     }
-    let mut config = config::load(cli.config.as_deref(), std::env::vars())?;
-    if let Some(format) = cli.log_format {
-        config.log.format = format;
-    }
-    logging::init(&config.log);
-    let parts = apply_flags(&command, &mut config)?;
-    config::validate(&config)?;
+    let (config, parts) = configure(cli.config.as_deref(), cli.log_format, &command)?;
     let Some(parts) = parts else {
         print!("{}", toml::to_string(&config)?);
         return Ok(());
     };
     raise_descriptor_limit();
-    serve::run(config, parts, cli.config)
+    // SIGHUP builds the configuration again the way start-up did.
+    let reread = move || {
+        configure(cli.config.as_deref(), cli.log_format, &command).map(|(config, _)| config)
+    };
+    serve::run(config, parts, Box::new(reread))
+}
+
+/// The configuration from the file, the environment and then the subcommand's flags (with
+/// `--etsy-config`, that file too), validated; and which parts run (`None` for
+/// check-config). Installs the logger the first time.
+fn configure(
+    path: Option<&std::path::Path>,
+    log_format: Option<config::LogFormat>,
+    command: &Command,
+) -> anyhow::Result<(Config, Option<Parts>)> {
+    let mut config = config::load(path, std::env::vars())?;
+    if let Some(format) = log_format {
+        config.log.format = format;
+    }
+    logging::init(&config.log);
+    let parts = apply_flags(command, &mut config)?;
+    config::validate(&config)?;
+    Ok((config, parts))
 }
 
 /// Applies the subcommand's flags over the configuration and says which parts run (`None`
@@ -279,6 +295,15 @@ fn apply_flags(command: &Command, config: &mut Config) -> anyhow::Result<Option<
                 config.statsd = etsy.statsd;
                 config.statsd.admin_listen = etsy.admin;
                 config.statsd.workers = keep.workers;
+                // The first addresses also go into the config: check-config shows them and a
+                // reload sees them change.
+                if let Some(first) = udp.first() {
+                    config.statsd.listen = first.address();
+                }
+                if let Some(first) = tcp.first() {
+                    config.statsd.tcp = true;
+                    config.statsd.tcp_listen = first.address();
+                }
                 sink = Some(match etsy.graphite {
                     Some(target) => StatsdSink::Carbon(target),
                     None => StatsdSink::Discard,

@@ -129,12 +129,15 @@ impl Binder {
     }
 }
 
-pub fn run(config: Config, parts: Parts, config_path: Option<PathBuf>) -> Result<()> {
+/// Builds the configuration again (file, environment, flags) for a SIGHUP reload.
+pub type Reread = Box<dyn Fn() -> Result<Config> + Send>;
+
+pub fn run(config: Config, parts: Parts, reread: Reread) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("charcoal-io")
         .build()?;
-    runtime.block_on(serve(config, parts, config_path))
+    runtime.block_on(serve(config, parts, reread))
 }
 
 /// The running parts, in the order they are stopped.
@@ -149,7 +152,7 @@ struct Running {
     store: Option<Store>,
 }
 
-async fn serve(mut config: Config, parts: Parts, config_path: Option<PathBuf>) -> Result<()> {
+async fn serve(mut config: Config, parts: Parts, reread: Reread) -> Result<()> {
     let mut signals = Signals::install()?;
     let token = CancellationToken::new();
     let handoff_path = handoff_path(&config, &parts);
@@ -186,7 +189,7 @@ async fn serve(mut config: Config, parts: Parts, config_path: Option<PathBuf>) -
             event = signals.next() => match event {
                 Event::Stop => break,
                 Event::Reload => {
-                    reload(running.store.as_ref(), &mut config, config_path.as_deref());
+                    reload(&running, &mut config, &reread);
                     // Like munin-node on SIGHUP: new or removed plugin scripts take effect.
                     if let Some(agent) = &running.agent {
                         agent.rescan_plugins();
@@ -449,17 +452,16 @@ async fn stop(running: Running, token: &CancellationToken) {
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "stopped");
 }
 
-/// SIGHUP: re-reads the configuration and applies what can change live: the storage rules
-/// for new files, the log level and the store's flush interval. A bad file is refused and the
-/// old configuration kept; what changed is logged. (The agent's plugin rescan is separate.)
-fn reload(store: Option<&Store>, current: &mut Config, path: Option<&std::path::Path>) {
-    let loaded = config::load(path, std::env::vars()).and_then(|mut c| {
-        // What cannot change live stays as it started (addresses, data directory, flags).
-        c.store.data_dir = current.store.data_dir.clone();
-        config::validate(&c)?;
-        Ok(c)
+/// SIGHUP: builds the configuration again and applies what can change live: the storage
+/// rules for new files, the log level, the store's flush interval and StatsD's flush settings
+/// (from its next flush). A bad file is refused and the old configuration kept; what changed,
+/// and what changed but needs a restart, is logged.
+fn reload(running: &Running, current: &mut Config, reread: &Reread) {
+    let loaded = reread().and_then(|c| {
+        let rules = config::storage_rules(&c.store)?;
+        Ok((c, rules))
     });
-    let (new, rules) = match loaded.and_then(|c| config::storage_rules(&c.store).map(|r| (c, r))) {
+    let (new, rules) = match loaded {
         Ok(pair) => pair,
         Err(e) => {
             tracing::error!(
@@ -469,22 +471,42 @@ fn reload(store: Option<&Store>, current: &mut Config, path: Option<&std::path::
             return;
         }
     };
-    let mut changed = vec!["storage rules for new files"];
-    if let Some(store) = store {
+    let mut changed = vec!["storage rules for new files".to_string()];
+    let mut need_restart = Vec::new();
+    if let Some(statsd) = &running.statsd {
+        match statsd.reload(&new.statsd) {
+            Ok(r) => {
+                changed.extend(r.applied.iter().map(|k| format!("statsd.{k}")));
+                need_restart.extend(r.need_restart.iter().map(|k| format!("statsd.{k}")));
+                current.statsd = current.statsd.reload(&new.statsd).0;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused; keeping the old configuration");
+                return;
+            }
+        }
+    }
+    if let Some(store) = &running.store {
         store.set_rules(rules);
         if new.store.flush_interval != current.store.flush_interval {
             store.set_flush_interval(new.store.flush_interval);
-            changed.push("store.flush_interval");
+            changed.push("store.flush_interval".into());
         }
     }
+    if new.store.data_dir != current.store.data_dir {
+        need_restart.push("store.data_dir".into());
+    }
     if new.log.level != current.log.level && crate::logging::set_level(&new.log.level) {
-        changed.push("log.level");
+        changed.push("log.level".into());
     }
     current.store.flush_interval = new.store.flush_interval;
     current.store.schemas = new.store.schemas;
     current.store.aggregation = new.store.aggregation;
     current.store.default_retention = new.store.default_retention;
     current.log.level = new.log.level;
+    if !need_restart.is_empty() {
+        tracing::warn!(keys = ?need_restart, "reload: these changed but take effect only at a restart");
+    }
     tracing::info!(changed = ?changed, "configuration reloaded: storage rules for new files updated");
 }
 

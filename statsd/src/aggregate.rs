@@ -8,7 +8,7 @@
 //! lock per batch. The flusher swaps each shard for an empty one (ingest continues at once)
 //! and merges into the master table, which holds the state that outlives a flush.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -164,6 +164,8 @@ struct GraphiteStats {
 
 #[derive(Debug)]
 struct Master {
+    /// The settings flushes use; replaced between flushes by [`Aggregator::reconfigure`].
+    c: Arc<Compiled>,
     counters: Map<Counter>,
     timers: Map<TimerAcc>,
     sets: Map<MemberSet>,
@@ -204,9 +206,9 @@ struct HistRule {
     bins: Vec<(Option<f64>, String)>,
 }
 
-/// Config turned into what the hot paths need.
+/// Config turned into what the flush needs.
 #[derive(Debug)]
-struct Compiled {
+pub(crate) struct Compiled {
     config: Config,
     names: Names,
     interval_s: f64,
@@ -238,7 +240,12 @@ fn filter_name(name: &str) -> String {
 }
 
 impl Compiled {
-    fn new(config: Config) -> Result<Compiled, ConfigError> {
+    /// How often flushes with these settings happen.
+    pub(crate) fn flush_interval(&self) -> std::time::Duration {
+        self.config.flush_interval
+    }
+
+    pub(crate) fn new(config: Config) -> Result<Compiled, ConfigError> {
         config.validate()?;
         let list = &config.calculated_timer_metrics;
         let keep = |name: &str| list.is_empty() || list.iter().any(|m| *m == filter_name(name));
@@ -323,7 +330,13 @@ impl Compiled {
 /// The aggregation state of one StatsD server.
 #[derive(Debug)]
 pub struct Aggregator {
-    c: Compiled,
+    // Ingest-side settings, fixed for the server's life (the parser options live in each
+    // ingester); the flush-side ones are in `Master::c`.
+    parse: ParseOptions,
+    dump_messages: bool,
+    max_names: usize,
+    /// Flushes a new gauge lives without updates; 0 when idle gauges are kept forever.
+    gauge_ttl: AtomicU32,
     shards: Box<[Mutex<Shard>]>,
     gauges: Mutex<Map<Gauge>>,
     master: Mutex<Master>,
@@ -356,6 +369,11 @@ fn in_js_order<T>(mut entries: Vec<(String, u64, T)>) -> Vec<(String, T)> {
     entries.into_iter().map(|(k, _, v)| (k, v)).collect()
 }
 
+/// The TTL new gauges get: 0 (kept forever) unless idle gauges are deleted.
+fn gauge_ttl(c: &Compiled) -> u32 {
+    if c.delete_gauges { c.gauge_ttl } else { 0 }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock is a bug elsewhere; the data is still usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -370,7 +388,7 @@ impl Aggregator {
     /// A new aggregator with `shards` ingest shards (one per worker is best; ingesters
     /// created for the same shard share it). `now_ms` is the start time (Unix ms).
     pub fn new(config: Config, shards: usize, now_ms: i64) -> Result<Aggregator, ConfigError> {
-        let c = Compiled::new(config)?;
+        let c = Arc::new(Compiled::new(config)?);
         let shards = shards.max(1);
         let mut counters = Map::default();
         for (seq, k) in [&c.key_bad, &c.key_packets, &c.key_metrics]
@@ -386,7 +404,12 @@ impl Aggregator {
             order: AtomicU64::new(3),
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             gauges: Mutex::new(Map::default()),
+            parse: c.parse,
+            dump_messages: c.config.dump_messages,
+            max_names: c.config.max_names,
+            gauge_ttl: AtomicU32::new(gauge_ttl(&c)),
             master: Mutex::new(Master {
+                c: Arc::clone(&c),
                 counters,
                 timers: Map::default(),
                 sets: Map::default(),
@@ -403,13 +426,30 @@ impl Aggregator {
             }),
             stats: Arc::new(Stats::default()),
             start_time,
-            c,
         })
     }
 
     /// The configuration in force.
-    pub fn config(&self) -> &Config {
-        &self.c.config
+    pub fn config(&self) -> Config {
+        lock(&self.master).c.config.clone()
+    }
+
+    /// Makes flushes from now on use `c` (called between flushes). The internal counters
+    /// are created anew under their names, as the reference does on a config reload.
+    pub(crate) fn reconfigure(&self, c: Arc<Compiled>) {
+        let mut m = lock(&self.master);
+        self.gauge_ttl.store(gauge_ttl(&c), Ordering::Relaxed);
+        for k in [&c.key_bad, &c.key_packets, &c.key_metrics] {
+            if !m.counters.contains_key(k.as_str()) {
+                self.live_names.fetch_add(1, Ordering::Relaxed);
+                let counter = Counter {
+                    value: 0.0,
+                    seq: self.next_seq(),
+                };
+                m.counters.insert(k.clone().into_boxed_str(), counter);
+            }
+        }
+        m.c = c;
     }
 
     /// Lifetime counters.
@@ -430,7 +470,7 @@ impl Aggregator {
     /// An ingest handle writing to shard `shard % shard_count()`.
     pub fn ingester(self: &Arc<Self>, shard: usize) -> Ingester {
         Ingester {
-            parser: LineParser::new(self.c.parse),
+            parser: LineParser::new(self.parse),
             shard: shard % self.shards.len(),
             agg: Arc::clone(self),
             gauge_ops: GaugeOps::default(),
@@ -444,7 +484,7 @@ impl Aggregator {
     }
 
     fn name_room(&self) -> bool {
-        self.live_names.load(Ordering::Relaxed) < self.c.config.max_names
+        self.live_names.load(Ordering::Relaxed) < self.max_names
     }
 
     fn apply_gauges(&self, ops: &mut GaugeOps) {
@@ -453,16 +493,12 @@ impl Aggregator {
         }
         let mut dropped = 0;
         {
+            let ttl = self.gauge_ttl.load(Ordering::Relaxed);
             let mut g = lock(&self.gauges);
             let mut start = 0;
             for op in &ops.ops {
                 let key = &ops.keys[start..op.key_end];
                 start = op.key_end;
-                let ttl = if self.c.delete_gauges {
-                    self.c.gauge_ttl
-                } else {
-                    0
-                };
                 match g.get_mut(key) {
                     Some(e) => {
                         // Spec §6: a delta applies only to an existing non-zero, non-NaN gauge.
@@ -555,10 +591,11 @@ impl Aggregator {
                 }
             }
             // The reference's `counters[k]++` on a deleted key gives NaN (spec §13).
+            let c = Arc::clone(&m.c);
             for (key, n) in [
-                (&self.c.key_packets, data.packets),
-                (&self.c.key_metrics, data.lines),
-                (&self.c.key_bad, data.bad),
+                (&c.key_packets, data.packets),
+                (&c.key_metrics, data.lines),
+                (&c.key_bad, data.bad),
             ] {
                 if n == 0 {
                     continue;
@@ -584,9 +621,9 @@ impl Aggregator {
     /// Computes one flush at `now_ms` (Unix ms) and resets the interval's state as the
     /// reference does after its backends ran (spec §8, §9).
     pub fn flush(&self, now_ms: i64) -> Flush {
-        let c = &self.c;
         let ts = round_secs(now_ms);
         let mut guard = lock(&self.master);
+        let c = Arc::clone(&guard.c);
         let m = &mut *guard;
         if let Some(prev) = m.prev_ts {
             let lag = (ts - prev) as f64 - c.interval_s;
@@ -629,7 +666,7 @@ impl Aggregator {
         }
         let (mut cum, mut cumsq) = (std::mem::take(&mut m.cum), std::mem::take(&mut m.cumsq));
         for (k, t) in m.timers.iter_mut() {
-            write_timer(&mut w, c, k, t, &mut cum, &mut cumsq);
+            write_timer(&mut w, &c, k, t, &mut cum, &mut cumsq);
             num_stats += 1;
         }
         cum.clear();
@@ -1066,13 +1103,13 @@ impl Ingester {
     /// Ingests packets (one datagram or one TCP chunk each) under a single shard lock.
     pub fn ingest<'p>(&mut self, packets: impl IntoIterator<Item = &'p [u8]>, encoding: Encoding) {
         let agg = Arc::clone(&self.agg);
-        let dump = agg.c.config.dump_messages;
+        let dump = agg.dump_messages;
         let mut shard = lock(&agg.shards[self.shard]);
         let mut h = ShardHandler {
             shard: &mut shard,
             order: &agg.order,
             ops: &mut self.gauge_ops,
-            max_names: agg.c.config.max_names,
+            max_names: agg.max_names,
             dropped: 0,
             bad: 0,
             events: 0,

@@ -49,7 +49,7 @@ impl Run {
         self
     }
     fn flush(&mut self) -> Out {
-        self.now_ms += self.agg.c.config.flush_interval.as_millis() as i64;
+        self.now_ms += self.agg.config().flush_interval.as_millis() as i64;
         let f = self.agg.flush(self.now_ms);
         let mut out = Out::new();
         for p in f.points() {

@@ -212,6 +212,36 @@ impl Config {
         }
     }
 
+    /// Takes `new`'s flush settings (the keys a running server applies at its next flush)
+    /// and keeps this config's sockets, sink and ingest options (which need a restart).
+    /// Returns the config to run and the changed keys of each kind: `(applied, restart)`.
+    pub fn reload(&self, new: &Config) -> (Config, Vec<&'static str>, Vec<&'static str>) {
+        let mut next = new.clone();
+        let (mut applied, mut restart) = (Vec::new(), Vec::new());
+        macro_rules! sort_keys {
+            (live: $($live:ident),*; restart: $($fixed:ident),*) => {
+                // Naming every field makes a new key a compile error until it is sorted here.
+                let Config { $($live: _,)* $($fixed: _,)* } = new;
+                $(if self.$live != new.$live {
+                    applied.push(stringify!($live));
+                })*
+                $(if self.$fixed != new.$fixed {
+                    restart.push(stringify!($fixed));
+                    next.$fixed = self.$fixed.clone();
+                })*
+            };
+        }
+        sort_keys!(
+            live: flush_interval, percent_threshold, legacy_namespace, global_prefix,
+            prefix_counter, prefix_timer, prefix_gauge, prefix_set, global_suffix, prefix_stats,
+            flush_counts, delete_idle_stats, delete_counters, delete_timers, delete_gauges,
+            delete_sets, gauges_max_ttl, histogram, calculated_timer_metrics;
+            restart: key_name_sanitize, health_status, dump_messages, dogstatsd, max_names,
+            workers, udp_recv_buffer, tcp, listen, tcp_listen, admin_listen, carbon
+        );
+        (next, applied, restart)
+    }
+
     pub(crate) fn deletes(&self) -> (bool, bool, bool, bool) {
         let d = self.delete_idle_stats;
         (
@@ -269,6 +299,33 @@ pub(crate) mod duration_str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reload_takes_flush_settings_and_keeps_sockets() {
+        let old = Config::default();
+        let new = Config {
+            flush_interval: Duration::from_secs(2),
+            percent_threshold: vec![50.0],
+            delete_gauges: Some(true),
+            listen: "127.0.0.1:9999".into(),
+            dogstatsd: true,
+            ..Config::default()
+        };
+        let (next, applied, restart) = old.reload(&new);
+        assert_eq!(
+            applied,
+            ["flush_interval", "percent_threshold", "delete_gauges"]
+        );
+        assert_eq!(restart, ["dogstatsd", "listen"]);
+        assert_eq!(next.flush_interval, Duration::from_secs(2));
+        assert_eq!(next.percent_threshold, [50.0]);
+        assert_eq!(next.delete_gauges, Some(true));
+        assert_eq!(next.listen, old.listen);
+        assert!(!next.dogstatsd);
+        let (same, applied, restart) = old.reload(&old);
+        assert_eq!(same, old);
+        assert!(applied.is_empty() && restart.is_empty());
+    }
+
     use super::*;
 
     #[test]

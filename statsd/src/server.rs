@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::Admin;
-use crate::aggregate::Aggregator;
+use crate::aggregate::{Aggregator, Compiled};
 use crate::config::{Config, HealthStatus};
-use crate::error::ServerError;
+use crate::error::{ConfigError, ServerError};
 use crate::flush::Flush;
 use crate::sink::Sink;
 use crate::stats::Stats;
@@ -46,7 +46,20 @@ pub struct ServerHandle {
     agg: Arc<Aggregator>,
     cancel: CancellationToken,
     flush_tx: mpsc::Sender<oneshot::Sender<Arc<Flush>>>,
+    /// The newest reloaded settings, picked up by the flusher at its next scheduled flush.
+    reconfig_tx: watch::Sender<Option<Arc<Compiled>>>,
+    /// The configuration last asked for (in force, or waiting for the next flush).
+    requested: std::sync::Mutex<Config>,
     done: JoinHandle<Result<(), ServerError>>,
+}
+
+/// What a [`ServerHandle::reload`] changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Keys that take effect from the next scheduled flush on.
+    pub applied: Vec<&'static str>,
+    /// Keys that changed in the file but keep their old value until a restart.
+    pub need_restart: Vec<&'static str>,
 }
 
 type FlushRequest = oneshot::Sender<Arc<Flush>>;
@@ -66,6 +79,7 @@ pub fn spawn(
     let healthy = config.health_status == HealthStatus::Up;
     let interval = config.flush_interval;
     let udp_count = sockets.udp.len();
+    let requested = std::sync::Mutex::new(config.clone());
     let agg = Arc::new(Aggregator::new(config, udp_count + 1, start_ms)?);
     let tracker = TaskTracker::new();
 
@@ -102,12 +116,14 @@ pub fn spawn(
 
     let (flush_tx, flush_rx) = mpsc::channel::<FlushRequest>(8);
     let (final_tx, final_rx) = oneshot::channel::<()>();
+    let (reconfig_tx, reconfig_rx) = watch::channel(None);
     let flusher = tokio::spawn(flush_loop(
         Arc::clone(&agg),
         sinks,
         interval,
         start_ms,
         flush_rx,
+        reconfig_rx,
         final_rx,
     ));
     let token = cancel.clone();
@@ -134,15 +150,21 @@ pub fn spawn(
         agg,
         cancel,
         flush_tx,
+        reconfig_tx,
+        requested,
         done,
     })
 }
 
-fn next_deadline(start_ms: i64, interval_ms: i64, now_ms: i64) -> i64 {
-    // Etsy's getFlushTimeout: start (rounded to seconds) + k * interval.
-    let start = crate::aggregate::round_secs(start_ms) * 1000;
-    let attempt = ((now_ms - start) as f64 / interval_ms as f64).round() as i64 + 1;
-    start + attempt * interval_ms
+/// The next flush time: Etsy's getFlushTimeout, `anchor + k * interval`, with `k` counted
+/// from the flushes that should have happened by `now_ms`.
+fn next_deadline(anchor_ms: i64, interval_ms: i64, now_ms: i64) -> i64 {
+    let attempt = ((now_ms - anchor_ms) as f64 / interval_ms as f64).round() as i64 + 1;
+    anchor_ms + attempt * interval_ms
+}
+
+fn interval_ms(c: &Compiled) -> i64 {
+    (c.flush_interval().as_millis() as i64).max(1)
 }
 
 async fn flush_loop(
@@ -151,16 +173,28 @@ async fn flush_loop(
     interval: Duration,
     start_ms: i64,
     mut requests: mpsc::Receiver<FlushRequest>,
+    mut reconfig: watch::Receiver<Option<Arc<Compiled>>>,
     mut final_rx: oneshot::Receiver<()>,
 ) {
-    let interval_ms = (interval.as_millis() as i64).max(1);
+    let mut interval_ms = (interval.as_millis() as i64).max(1);
     let sinks: Arc<[Arc<dyn Sink>]> = sinks.into();
-    let mut deadline = next_deadline(start_ms, interval_ms, system_now_ms());
+    // Etsy counts flush times from the start second.
+    let mut anchor_ms = crate::aggregate::round_secs(start_ms) * 1000;
+    let mut deadline = next_deadline(anchor_ms, interval_ms, system_now_ms());
+    let mut pending: Option<Arc<Compiled>> = None;
+    let mut reconfig_open = true;
     loop {
         let wait = Duration::from_millis((deadline - system_now_ms()).max(0) as u64);
         let reply = tokio::select! {
             _ = tokio::time::sleep(wait) => None,
             Some(r) = requests.recv() => Some(r),
+            changed = reconfig.changed(), if reconfig_open => {
+                match changed {
+                    Ok(()) => pending = reconfig.borrow_and_update().clone(),
+                    Err(_) => reconfig_open = false,
+                }
+                continue;
+            }
             _ = &mut final_rx => {
                 // The final flush closes the interval in progress, so it carries that
                 // interval's scheduled time: stamped "now", it would fall in the same storage
@@ -174,7 +208,16 @@ async fn flush_loop(
             Some(r) => {
                 let _ = r.send(flush);
             }
-            None => deadline = next_deadline(start_ms, interval_ms, system_now_ms()),
+            None => {
+                // New settings start with a fresh interval: the one that just closed was
+                // computed (rates, percentiles, names) with the settings it began under.
+                if let Some(c) = pending.take() {
+                    interval_ms = self::interval_ms(&c);
+                    anchor_ms = deadline;
+                    agg.reconfigure(c);
+                }
+                deadline = next_deadline(anchor_ms, interval_ms, system_now_ms());
+            }
         }
     }
 }
@@ -214,6 +257,24 @@ impl ServerHandle {
         Arc::clone(self.agg.stats())
     }
 
+    /// Applies a reloaded configuration: its flush settings (interval, percentiles, names,
+    /// `delete_*`, histograms, ...) from the next scheduled flush on, so the interval in
+    /// progress is still computed as it began; sockets, sink and ingest options keep their
+    /// values until a restart. A value the server cannot use is refused, changing nothing.
+    pub fn reload(&self, new: &Config) -> Result<Reloaded, ConfigError> {
+        let mut requested = self.requested.lock().unwrap_or_else(|e| e.into_inner());
+        let (next, applied, need_restart) = requested.reload(new);
+        if !applied.is_empty() {
+            let compiled = Arc::new(Compiled::new(next.clone())?);
+            self.reconfig_tx.send_replace(Some(compiled));
+            *requested = next;
+        }
+        Ok(Reloaded {
+            applied,
+            need_restart,
+        })
+    }
+
     /// Flushes now (as if the interval ended) and returns what was delivered; `None` once
     /// the server is stopping.
     pub async fn flush_now(&self) -> Option<Arc<Flush>> {
@@ -244,9 +305,10 @@ mod tests {
 
     #[test]
     fn flush_deadlines_are_aligned_to_the_start_second() {
-        // Start 1000.4 s → 1000 s; interval 10 s.
-        assert_eq!(next_deadline(1_000_400, 10_000, 1_000_400), 1_010_000);
-        assert_eq!(next_deadline(1_000_400, 10_000, 1_010_003), 1_020_000);
-        assert_eq!(next_deadline(1_000_400, 10_000, 1_014_000), 1_020_000);
+        // Start 1000.4 s → anchor 1000 s; interval 10 s.
+        let anchor = crate::aggregate::round_secs(1_000_400) * 1000;
+        assert_eq!(next_deadline(anchor, 10_000, 1_000_400), 1_010_000);
+        assert_eq!(next_deadline(anchor, 10_000, 1_010_003), 1_020_000);
+        assert_eq!(next_deadline(anchor, 10_000, 1_014_000), 1_020_000);
     }
 }

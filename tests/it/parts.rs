@@ -6,7 +6,14 @@ use std::net::{TcpListener, UdpSocket};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::support::{Server, address, http_get, path_str, run_ok};
+use crate::support::{Server, address, free_tcp_port, http_get, path_str, run_ok};
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap()
+        .port()
+}
 
 /// A Carbon listener that forwards every received line to a channel.
 fn carbon_capture() -> (String, mpsc::Receiver<String>) {
@@ -46,17 +53,22 @@ fn statsd_runs_from_an_etsy_config_file() {
     let (host, port) = carbon.rsplit_once(':').unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.js");
-    std::fs::write(
-        &config,
-        format!(
-            "/* Etsy's exampleConfig.js style */\n{{\n  graphitePort: {port},\n  graphiteHost: \"{host}\",\n  \
-             port: 0, address: '127.0.0.1',\n  mgmt_address: '127.0.0.1', mgmt_port: 0,\n  \
-             flushInterval: 500,\n  backends: [ \"./backends/graphite\" ],\n  \
-             graphite: {{ legacyNamespace: false }},\n  percentThreshold: [95],\n  \
-             automaticConfigReload: false,\n}}\n"
-        ),
-    )
-    .unwrap();
+    let write_config = |statsd_port: u16, mgmt_port: u16, flush_ms: u32, percent: u32| {
+        std::fs::write(
+            &config,
+            format!(
+                "/* Etsy's exampleConfig.js style */\n{{\n  graphitePort: {port},\n  graphiteHost: \"{host}\",\n  \
+                 port: {statsd_port}, address: '127.0.0.1',\n  mgmt_address: '127.0.0.1', mgmt_port: {mgmt_port},\n  \
+                 flushInterval: {flush_ms},\n  backends: [ \"./backends/graphite\" ],\n  \
+                 graphite: {{ legacyNamespace: false }},\n  percentThreshold: [{percent}],\n  \
+                 automaticConfigReload: false,\n}}\n"
+            ),
+        )
+        .unwrap()
+    };
+    // Etsy reads port 0 as its default 8125: give free ports.
+    let (statsd_port, mgmt_port) = (free_udp_port(), free_tcp_port());
+    write_config(statsd_port, mgmt_port, 500, 95);
     let server = Server::start(&["statsd", "--etsy-config", path_str(&config)], &[]);
     let statsd = address(&server.wait_for("statsd listening"), "udp");
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -72,6 +84,39 @@ fn statsd_runs_from_an_etsy_config_file() {
     let upper = wait_for_line(&lines, "stats.timers.parts.time.upper_95 ");
     assert!(
         upper.starts_with("stats.timers.parts.time.upper_95 10 "),
+        "{upper}"
+    );
+
+    // SIGHUP reads the Etsy file again: flush settings change from the next flush on; the
+    // listening ports need a restart and say so.
+    write_config(free_udp_port(), free_tcp_port(), 1000, 50);
+    server.signal(libc::SIGHUP);
+    let reloaded = server.wait_for("configuration reloaded: storage rules for new files updated");
+    let changed = reloaded["changed"].as_str().unwrap();
+    assert!(
+        changed.contains("statsd.percent_threshold") && changed.contains("statsd.flush_interval"),
+        "{reloaded}"
+    );
+    let restart = server.wait_for("reload: these changed but take effect only at a restart");
+    let keys = restart["keys"].as_str().unwrap();
+    assert!(
+        keys.contains("statsd.listen") && keys.contains("statsd.admin_listen"),
+        "{restart}"
+    );
+    // The interval in progress still closes with upper_95; samples sent until the new
+    // settings are in force come out as upper_50.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let upper = 'found: loop {
+        assert!(std::time::Instant::now() < deadline, "no upper_50 line");
+        socket.send_to(b"parts.time:20|ms", &statsd).unwrap();
+        while let Ok(line) = lines.recv_timeout(Duration::from_millis(300)) {
+            if line.starts_with("stats.timers.parts.time.upper_50 ") {
+                break 'found line;
+            }
+        }
+    };
+    assert!(
+        upper.starts_with("stats.timers.parts.time.upper_50 20 "),
         "{upper}"
     );
     server.signal(libc::SIGTERM);

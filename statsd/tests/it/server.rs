@@ -277,3 +277,109 @@ async fn carbon_sink_writes_plaintext_and_retries_until_carbon_is_up() {
     assert_eq!(sink.dropped_points(), 0);
     assert!(sink.sent_points() >= first.len() as u64);
 }
+
+/// Waits until `capture` holds more than `n` flushes (bounded: fails after 30 s).
+async fn flushes_after(
+    capture: &crate::common::Capture,
+    n: usize,
+) -> Vec<Arc<charcoal_statsd::Flush>> {
+    for _ in 0..3000 {
+        {
+            let all = capture.0.lock().unwrap();
+            if all.len() > n {
+                return all[n..].to_vec();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no flush after the first {n} within 30 s");
+}
+
+/// The first flush from index `from` on that has `name` (with value `want`, when given),
+/// and its index (polls; fails after 30 s).
+async fn first_flush_with(
+    capture: &crate::common::Capture,
+    from: usize,
+    name: &str,
+    want: Option<&str>,
+) -> (usize, Arc<charcoal_statsd::Flush>) {
+    for _ in 0..3000 {
+        {
+            let all = capture.0.lock().unwrap();
+            for (i, f) in all.iter().enumerate().skip(from) {
+                let p = pairs(f.text());
+                if value(&p, name).is_some_and(|v| want.is_none_or(|w| v == w)) {
+                    return (i, Arc::clone(f));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no flush with {name} = {want:?} within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_flush_settings_from_the_next_interval() {
+    let r = start(cfg_1s(), Sockets::default(), 1);
+    let seen = flushes_after(&r.capture, 0).await.len();
+    r.send(b"c:4|c\nt:10|ms");
+    wait_packets(&r.handle.stats(), 1).await;
+    let new = Config {
+        flush_interval: Duration::from_secs(2),
+        percent_threshold: vec![50.0],
+        prefix_stats: "statsd2".into(),
+        listen: "127.0.0.1:1".into(),
+        ..cfg_1s()
+    };
+    let reloaded = r.handle.reload(&new).unwrap();
+    assert_eq!(
+        reloaded.applied,
+        ["flush_interval", "percent_threshold", "prefix_stats"]
+    );
+    assert_eq!(reloaded.need_restart, ["listen"]);
+
+    // The interval in progress closes under the settings it began with.
+    let (at, old) = first_flush_with(&r.capture, seen, "stats_counts.c", Some("4")).await;
+    let p = pairs(old.text());
+    assert_eq!(value(&p, "stats.c"), Some("4"), "rate over 1 s");
+    assert!(value(&p, "stats.timers.t.upper_90").is_some());
+    assert!(value(&p, "stats.timers.t.upper_50").is_none());
+
+    // From the next scheduled flush on: the new internal names (created at 0 as the
+    // reference does on reload), the new percentile, rates over 2 s.
+    let (applied, _) = first_flush_with(
+        &r.capture,
+        at,
+        "stats_counts.statsd2.packets_received",
+        None,
+    )
+    .await;
+    r.send(b"c:4|c\nt:10|ms");
+    wait_packets(&r.handle.stats(), 2).await;
+    let (_, later) = first_flush_with(&r.capture, applied + 1, "stats_counts.c", Some("4")).await;
+    let p = pairs(later.text());
+    assert_eq!(value(&p, "stats.c"), Some("2"), "rate over 2 s");
+    assert!(value(&p, "stats.timers.t.upper_50").is_some());
+    assert!(value(&p, "stats.timers.t.upper_90").is_none());
+
+    // Scheduled flushes now come every 2 s: three of them span about 4 s (at least 3,
+    // allowing for a late first one), where 1 s flushes would span 2.
+    let n = r.capture.0.lock().unwrap().len();
+    let mut three = flushes_after(&r.capture, n - 1).await;
+    while three.len() < 3 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        three = flushes_after(&r.capture, n - 1).await;
+    }
+    let span =
+        three[2].points().next().unwrap().timestamp - three[0].points().next().unwrap().timestamp;
+    assert!(span >= 3, "three flushes span {span} s");
+
+    // A value the server cannot use is refused and changes nothing.
+    let bad = Config {
+        percent_threshold: vec![f64::NAN],
+        ..new.clone()
+    };
+    assert!(r.handle.reload(&bad).is_err());
+    assert_eq!(r.handle.aggregator().config().percent_threshold, [50.0]);
+    r.handle.shutdown().await.unwrap();
+}
