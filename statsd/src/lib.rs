@@ -61,7 +61,7 @@ pub use etsy_config::{EtsyConfig, EtsyListen, ListenKind, parse_etsy_config};
 pub use flush::{Flush, Point};
 pub use jsnum::{js_number, write_js_number};
 pub use parser::{DogKind, Kind, LineHandler, LineParser, ParseOptions, Sample};
-pub use server::{Reloaded, ServerHandle, Sockets, spawn, system_now_ms};
+pub use server::{Reloaded, ServerHandle, Sockets, spawn, spawn_unscheduled, system_now_ms};
 pub use sink::{CarbonSink, CarbonSinkConfig, CarbonSinkHandle, Sink};
 pub use stats::Stats;
 pub use tcp::LineListener;

@@ -75,6 +75,28 @@ pub fn spawn(
     sinks: Vec<Arc<dyn Sink>>,
     cancel: CancellationToken,
 ) -> Result<ServerHandle, ServerError> {
+    start(config, sockets, sinks, cancel, true)
+}
+
+/// Like [`spawn`], but flushes only when asked ([`ServerHandle::flush_now`]) and at
+/// shutdown, never on the clock: for tests and embedders that drive the schedule
+/// themselves. `flush_interval` still gives the rates.
+pub fn spawn_unscheduled(
+    config: Config,
+    sockets: Sockets,
+    sinks: Vec<Arc<dyn Sink>>,
+    cancel: CancellationToken,
+) -> Result<ServerHandle, ServerError> {
+    start(config, sockets, sinks, cancel, false)
+}
+
+fn start(
+    config: Config,
+    sockets: Sockets,
+    sinks: Vec<Arc<dyn Sink>>,
+    cancel: CancellationToken,
+    scheduled: bool,
+) -> Result<ServerHandle, ServerError> {
     let start_ms = system_now_ms();
     let healthy = config.health_status == HealthStatus::Up;
     let interval = config.flush_interval;
@@ -121,7 +143,7 @@ pub fn spawn(
         Arc::clone(&agg),
         sinks,
         interval,
-        start_ms,
+        scheduled.then_some(start_ms),
         flush_rx,
         reconfig_rx,
         final_rx,
@@ -171,7 +193,8 @@ async fn flush_loop(
     agg: Arc<Aggregator>,
     sinks: Vec<Arc<dyn Sink>>,
     interval: Duration,
-    start_ms: i64,
+    // When the server started (Unix ms); `None` when it flushes only on request.
+    start_ms: Option<i64>,
     mut requests: mpsc::Receiver<FlushRequest>,
     mut reconfig: watch::Receiver<Option<Arc<Compiled>>>,
     mut final_rx: oneshot::Receiver<()>,
@@ -179,14 +202,15 @@ async fn flush_loop(
     let mut interval_ms = (interval.as_millis() as i64).max(1);
     let sinks: Arc<[Arc<dyn Sink>]> = sinks.into();
     // Etsy counts flush times from the start second.
-    let mut anchor_ms = crate::aggregate::round_secs(start_ms) * 1000;
+    let scheduled = start_ms.is_some();
+    let mut anchor_ms = crate::aggregate::round_secs(start_ms.unwrap_or_else(system_now_ms)) * 1000;
     let mut deadline = next_deadline(anchor_ms, interval_ms, system_now_ms());
     let mut pending: Option<Arc<Compiled>> = None;
     let mut reconfig_open = true;
     loop {
         let wait = Duration::from_millis((deadline - system_now_ms()).max(0) as u64);
         let reply = tokio::select! {
-            _ = tokio::time::sleep(wait) => None,
+            _ = tokio::time::sleep(wait), if scheduled => None,
             Some(r) = requests.recv() => Some(r),
             changed = reconfig.changed(), if reconfig_open => {
                 match changed {
@@ -199,25 +223,26 @@ async fn flush_loop(
                 // The final flush closes the interval in progress, so it carries that
                 // interval's scheduled time: stamped "now", it would fall in the same storage
                 // slot as the previous flush and overwrite it.
-                run_flush(&agg, &sinks, deadline).await;
+                let at = if scheduled { deadline } else { system_now_ms() };
+                run_flush(&agg, &sinks, at).await;
                 break;
             }
         };
         let flush = run_flush(&agg, &sinks, system_now_ms()).await;
-        match reply {
-            Some(r) => {
-                let _ = r.send(flush);
+        // An interval ends at a scheduled flush (or at any flush when nothing is scheduled).
+        let interval_ended = reply.is_none() || !scheduled;
+        if let Some(r) = reply {
+            let _ = r.send(flush);
+        }
+        if interval_ended {
+            // New settings start with a fresh interval: the one that just closed was
+            // computed (rates, percentiles, names) with the settings it began under.
+            if let Some(c) = pending.take() {
+                interval_ms = self::interval_ms(&c);
+                anchor_ms = deadline;
+                agg.reconfigure(c);
             }
-            None => {
-                // New settings start with a fresh interval: the one that just closed was
-                // computed (rates, percentiles, names) with the settings it began under.
-                if let Some(c) = pending.take() {
-                    interval_ms = self::interval_ms(&c);
-                    anchor_ms = deadline;
-                    agg.reconfigure(c);
-                }
-                deadline = next_deadline(anchor_ms, interval_ms, system_now_ms());
-            }
+            deadline = next_deadline(anchor_ms, interval_ms, system_now_ms());
         }
     }
 }

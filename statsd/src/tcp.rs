@@ -2,6 +2,7 @@
 //! read that completes at least one line is one packet.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, UnixListener};
@@ -12,6 +13,11 @@ use crate::aggregate::{Aggregator, Encoding};
 
 /// Longest partial line kept per connection; beyond it the buffer is dropped (and logged).
 const MAX_PENDING: usize = 1024 * 1024;
+
+/// After the stop, a connection is read until its sender closes it or is quiet this long...
+const DRAIN_IDLE: Duration = Duration::from_millis(500);
+/// ...and for at most this long in all.
+const DRAIN_MAX: Duration = Duration::from_secs(5);
 
 /// A bound stream listener for StatsD lines.
 #[derive(Debug)]
@@ -31,10 +37,24 @@ async fn serve_conn<S: tokio::io::AsyncRead + Unpin>(
     let mut ing = agg.ingester(shard);
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
+    let mut drain_until = None;
     loop {
-        let n = tokio::select! {
-            r = stream.read(&mut chunk) => r,
-            _ = cancel.cancelled() => break,
+        let n = match drain_until {
+            None => tokio::select! {
+                r = stream.read(&mut chunk) => r,
+                _ = cancel.cancelled() => {
+                    drain_until = Some(tokio::time::Instant::now() + DRAIN_MAX);
+                    continue;
+                }
+            },
+            // Stopping: what the sender wrote before the stop is still read.
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match tokio::time::timeout(DRAIN_IDLE.min(left), stream.read(&mut chunk)).await {
+                    Ok(r) => r,
+                    Err(_) => break,
+                }
+            }
         };
         let n = match n {
             Ok(0) => break,
@@ -90,6 +110,21 @@ pub(crate) async fn run(
                 }
             }
         }
+    }
+    // Connections the kernel completed before the stop may hold lines already sent: they
+    // are drained like the open ones.
+    let now = Duration::ZERO;
+    loop {
+        match &listener {
+            LineListener::Tcp(l) => match tokio::time::timeout(now, l.accept()).await {
+                Ok(Ok((s, _))) => tracker.spawn(serve_conn(s, agg.clone(), shard, cancel.clone())),
+                _ => break,
+            },
+            LineListener::Unix(l, _) => match tokio::time::timeout(now, l.accept()).await {
+                Ok(Ok((s, _))) => tracker.spawn(serve_conn(s, agg.clone(), shard, cancel.clone())),
+                _ => break,
+            },
+        };
     }
     if let LineListener::Unix(_, path) = &listener {
         let _ = std::fs::remove_file(path);

@@ -105,7 +105,7 @@ fn kill_9_during_ingest_leaves_only_valid_files() {
         })
     };
     // Let files be created and written for a while, then kill without warning.
-    for _ in 0..500 {
+    for _ in 0..3000 {
         if whisper_files(dir.path()).len() >= 300 {
             break;
         }

@@ -423,12 +423,22 @@ fn serve_as_charcoal(uid: u32) {
     let events = Arc::clone(&service.events);
     let status = service.wait();
     assert!(status.success(), "exit after SIGTERM: {status}");
-    assert!(
+    // The log reader may still be taking the last lines.
+    let stopped = || {
         events
             .lock()
             .unwrap()
             .iter()
-            .any(|e| e["message"] == "stopped"),
+            .any(|e| e["message"] == "stopped")
+    };
+    for _ in 0..500 {
+        if stopped() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        stopped(),
         "no \"stopped\" event: {:?}",
         events.lock().unwrap()
     );

@@ -126,12 +126,11 @@ fn statsd_runs_from_an_etsy_config_file() {
 #[test]
 fn a_second_stop_signal_exits_without_draining() {
     // A Carbon target that refuses connections keeps the final StatsD flush retrying for its
-    // shutdown grace (5 s): the drain is still under way when the second signal comes.
-    let refusing = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    // shutdown grace (5 s): the drain is still under way when the second signal comes. The
+    // port is bound but not listening, so it refuses and no other test can take it.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let refusing = held.local_addr().unwrap().to_string();
     let server = Server::start(
         &[
             "statsd",
@@ -151,6 +150,7 @@ fn a_second_stop_signal_exits_without_draining() {
     server.wait_for("second stop signal: exiting without draining");
     // A graceful stop exits 0 (after giving up on Carbon); the forced one exits 1.
     assert_eq!(server.wait().code(), Some(1));
+    drop(held);
 }
 
 #[test]

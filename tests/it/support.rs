@@ -101,9 +101,10 @@ impl Server {
         Server { child, events }
     }
 
-    /// Waits for a log event whose message is `message`; returns it.
+    /// Waits (up to 30 s: debug builds start slowly on a loaded machine) for a log event
+    /// whose message is `message`; returns it.
     pub fn wait_for(&self, message: &str) -> serde_json::Value {
-        for _ in 0..1000 {
+        for _ in 0..3000 {
             if let Some(e) = self
                 .events
                 .lock()

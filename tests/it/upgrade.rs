@@ -125,7 +125,19 @@ fn replacing_the_process_under_load_loses_nothing() {
         old.wait().success(),
         "the old process stops by itself after the handoff"
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    // Keep the load on for a while after the takeover, and until there is enough of it to
+    // prove something (a loaded machine sends more slowly).
+    let after = std::time::Instant::now();
+    while after.elapsed() < Duration::from_millis(1500)
+        || increments.load(Ordering::Relaxed) < 20_000
+        || points.load(Ordering::Relaxed) < 2_000
+    {
+        assert!(
+            after.elapsed() < Duration::from_secs(60),
+            "the load generators stalled"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     stop.store(true, Ordering::Relaxed);
     statsd_load.join().unwrap();
     carbon_load.join().unwrap();
@@ -133,10 +145,13 @@ fn replacing_the_process_under_load_loses_nothing() {
     new.signal(libc::SIGTERM);
     assert!(new.wait().success());
 
-    // Every StatsD increment reached Carbon in some flush of one of the two processes.
-    std::thread::sleep(Duration::from_millis(300));
+    // Every StatsD increment reached Carbon in some flush of one of the two processes (the
+    // capture may still be reading the last one).
     let sent = increments.load(Ordering::Relaxed) as f64;
-    assert!(sent > 10_000.0, "too little load to prove anything: {sent}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while *counted.lock().unwrap() != sent && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(
         *counted.lock().unwrap(),
         sent,

@@ -177,7 +177,7 @@ exec yes z.value 1
 
 /// plugin-conf.d for the test plugins (spec T32 uses `timeout 2`; 1 s keeps tests short).
 pub const TEST_CONF: &str =
-    "[t_sleep]\ntimeout 1\n[t_fork]\ntimeout 1\n[t_env]\nenv.CHARCOAL_TEST_VAR hello world\n";
+    "[t_sleep]\ntimeout 3\n[t_fork]\ntimeout 3\n[t_env]\nenv.CHARCOAL_TEST_VAR hello world\n";
 
 /// A scratch directory with plugins, plugin-conf.d and a state directory.
 pub struct Scratch {

@@ -28,13 +28,31 @@ pub struct Running {
     pub sender: UdpSocket,
 }
 
-pub fn start(config: Config, mut sockets: Sockets, workers: usize) -> Running {
+/// A server that flushes only when the test asks (`flush_now`) and at shutdown, so no
+/// flush on the clock can split what a test sends.
+pub fn start(config: Config, sockets: Sockets, workers: usize) -> Running {
+    launch(config, sockets, workers, charcoal_statsd::spawn_unscheduled)
+}
+
+/// A server flushing every `flush_interval`, as in production.
+pub fn start_scheduled(config: Config, sockets: Sockets, workers: usize) -> Running {
+    launch(config, sockets, workers, charcoal_statsd::spawn)
+}
+
+type Spawn = fn(
+    Config,
+    Sockets,
+    Vec<Arc<dyn Sink>>,
+    CancellationToken,
+) -> Result<ServerHandle, charcoal_statsd::ServerError>;
+
+fn launch(config: Config, mut sockets: Sockets, workers: usize, spawn: Spawn) -> Running {
     let udp = charcoal_statsd::bind_udp("127.0.0.1:0".parse().unwrap(), workers, 4 << 20).unwrap();
     let addr = udp[0].local_addr().unwrap();
     sockets.udp = udp;
     let capture = Arc::new(Capture::default());
     let sinks: Vec<Arc<dyn Sink>> = vec![capture.clone()];
-    let handle = charcoal_statsd::spawn(config, sockets, sinks, CancellationToken::new()).unwrap();
+    let handle = spawn(config, sockets, sinks, CancellationToken::new()).unwrap();
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     sender.connect(addr).unwrap();
     Running {

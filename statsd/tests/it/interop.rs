@@ -383,7 +383,7 @@ fn run_ours(case: &Case) -> Result<Flushes, String> {
             tcp: vec![LineListener::Tcp(tcp)],
             admin: Some(admin),
         };
-        let h = charcoal_statsd::spawn(
+        let h = charcoal_statsd::spawn_unscheduled(
             case.config.clone(),
             sockets,
             vec![capture.clone() as Arc<dyn Sink>],

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{cfg_1s, pairs, start, wait_packets};
+use crate::common::{cfg_1s, pairs, start, start_scheduled, wait_packets};
 
 fn value<'a>(p: &'a [(String, String)], name: &str) -> Option<&'a str> {
     p.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
@@ -95,7 +95,7 @@ async fn ipv6_loopback() {
     };
     let addr = udp[0].local_addr().unwrap();
     let cap = Arc::new(crate::common::Capture::default());
-    let h = charcoal_statsd::spawn(
+    let h = charcoal_statsd::spawn_unscheduled(
         cfg_1s(),
         Sockets {
             udp,
@@ -140,12 +140,46 @@ async fn tcp_lines_use_ascii_and_chunks() {
     r.handle.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_lines_sent_before_the_stop_are_all_counted() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let r = start(
+        Config::default(),
+        Sockets {
+            tcp: vec![LineListener::Tcp(l)],
+            ..Sockets::default()
+        },
+        1,
+    );
+    // Several connections, one still open at the stop; nothing waits for the server to
+    // read: lines in socket buffers and connections not yet accepted must be drained.
+    let mut open = TcpStream::connect(addr).await.unwrap();
+    open.write_all(&b"tcpdrain:1|c\n".repeat(2000))
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(&b"tcpdrain:1|c\n".repeat(2000)).await.unwrap();
+        c.shutdown().await.unwrap();
+    }
+    let capture = Arc::clone(&r.capture);
+    r.handle.shutdown().await.unwrap();
+    let flushes = capture.0.lock().unwrap();
+    let last = flushes.last().expect("a final flush");
+    assert_eq!(
+        value(&pairs(last.text()), "stats_counts.tcpdrain"),
+        Some("10000")
+    );
+    drop(open);
+}
+
 async fn admin(stream: &mut TcpStream, cmd: &str) -> String {
     stream.write_all(cmd.as_bytes()).await.unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 65536];
     loop {
-        let n = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await;
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
         match n {
             Ok(Ok(0)) | Err(_) => break,
             Ok(Ok(n)) => {
@@ -234,7 +268,7 @@ async fn carbon_sink_writes_plaintext_and_retries_until_carbon_is_up() {
     let (sink, sink_handle) = CarbonSink::spawn(cfg);
     let udp = charcoal_statsd::bind_udp("127.0.0.1:0".parse().unwrap(), 1, 1 << 20).unwrap();
     let addr = udp[0].local_addr().unwrap();
-    let h = charcoal_statsd::spawn(
+    let h = charcoal_statsd::spawn_unscheduled(
         cfg_1s(),
         Sockets {
             udp,
@@ -320,7 +354,7 @@ async fn first_flush_with(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_flush_settings_from_the_next_interval() {
-    let r = start(cfg_1s(), Sockets::default(), 1);
+    let r = start_scheduled(cfg_1s(), Sockets::default(), 1);
     let seen = flushes_after(&r.capture, 0).await.len();
     r.send(b"c:4|c\nt:10|ms");
     wait_packets(&r.handle.stats(), 1).await;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -281,26 +281,7 @@ async fn accept_loop(
     token: CancellationToken,
     tracker: TaskTracker,
 ) {
-    loop {
-        let permit = tokio::select! {
-            _ = token.cancelled() => return,
-            permit = Arc::clone(&limit).acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = token.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "carbon accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    let serve = |stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit| {
         let _ = stream.set_nodelay(true);
         let receiver = Arc::clone(&receiver);
         let token = token.clone();
@@ -317,6 +298,38 @@ async fn accept_loop(
                 .fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
+    };
+    loop {
+        let permit = tokio::select! {
+            _ = token.cancelled() => break,
+            permit = Arc::clone(&limit).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = token.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "carbon accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        serve(stream, peer, permit);
+    }
+    // Connections the kernel completed before the stop (waiting in the accept queue, maybe
+    // for a free slot) are the senders' too: they may have written already, so they are
+    // drained like the open ones, each as a slot frees up within the drain time.
+    while let Ok(Ok((stream, peer))) = tokio::time::timeout(Duration::ZERO, listener.accept()).await
+    {
+        match tokio::time::timeout(DRAIN_MAX, Arc::clone(&limit).acquire_owned()).await {
+            Ok(Ok(permit)) => serve(stream, peer, permit),
+            _ => break,
+        }
     }
 }
 

@@ -20,6 +20,19 @@ struct Running {
 }
 
 async fn start(dir: &Path, cache_max_points: usize, flush_interval: Duration) -> Running {
+    let carbon = CarbonConfig {
+        metric_interval: Duration::ZERO,
+        ..CarbonConfig::default()
+    };
+    start_with(dir, cache_max_points, flush_interval, &carbon).await
+}
+
+async fn start_with(
+    dir: &Path,
+    cache_max_points: usize,
+    flush_interval: Duration,
+    carbon: &CarbonConfig,
+) -> Running {
     let config = StoreConfig {
         data_dir: dir.to_owned(),
         writers: 2,
@@ -32,15 +45,11 @@ async fn start(dir: &Path, cache_max_points: usize, flush_interval: Duration) ->
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (tcp_addr, udp_addr) = (tcp.local_addr().unwrap(), udp.local_addr().unwrap());
-    let carbon = CarbonConfig {
-        metric_interval: Duration::ZERO,
-        ..CarbonConfig::default()
-    };
     let receiver = CarbonReceiver::start_with_clock(
         store.clone(),
         Some(tcp),
         Some(udp),
-        &carbon,
+        carbon,
         CancellationToken::new(),
         Arc::new(|| NOW),
     );
@@ -272,4 +281,36 @@ async fn shutdown_drains_what_was_sent() {
     }
     let store = run.stop().await;
     assert_eq!(store.stats().committed_points, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_still_waiting_to_be_accepted_at_the_stop_are_drained() {
+    let dir = tempfile::tempdir().unwrap();
+    // One connection at a time: a second one waits in the kernel's accept queue.
+    let carbon = CarbonConfig {
+        metric_interval: Duration::ZERO,
+        max_connections: 1,
+        ..CarbonConfig::default()
+    };
+    let run = start_with(dir.path(), 1_000_000, Duration::from_secs(3600), &carbon).await;
+    let mut first = TcpStream::connect(run.tcp).await.unwrap();
+    first
+        .write_all(b"queued.first 1 1700000000\n")
+        .await
+        .unwrap();
+    run.received(1).await;
+    // The handshake completes in the kernel; the sender writes and is done.
+    let mut second = TcpStream::connect(run.tcp).await.unwrap();
+    second
+        .write_all(b"queued.second 2 1700000000\n")
+        .await
+        .unwrap();
+    second.shutdown().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(run.receiver.stats().connections.load(Ordering::Relaxed), 1);
+    // The first sender stays connected (and quiet) through the stop.
+    let store = run.stop().await;
+    assert_eq!(store.stats().committed_points, 2);
+    assert_eq!(value_at(&store, "queued.second", NOW), Some(2.0));
+    drop(first);
 }

@@ -55,14 +55,14 @@ async function allPanelsDrawn(page) {
     const imgs = [...document.querySelectorAll('.panel img.graph')];
     return panels.length > 0 && imgs.length === panels.length
       && imgs.every((i) => i.complete && i.naturalWidth > 0);
-  }, null, { timeout: 30000 });
+  }, null, { timeout: 60000 });
 }
 
 async function imageLoaded(page, selector) {
   await page.waitForFunction((sel) => {
     const img = document.querySelector(sel);
     return img && img.complete && img.naturalWidth > 0;
-  }, selector, { timeout: 20000 });
+  }, selector, { timeout: 60000 });
 }
 
 async function main() {
@@ -77,6 +77,8 @@ async function main() {
     ],
   });
   const page = context.pages()[0] || (await context.newPage());
+  // Debug builds draw on a shared, loaded machine: generous waits, failures still fail.
+  page.setDefaultTimeout(60000);
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
     if (m.type() === 'error') problems.push(`console error: ${m.text()}`);

@@ -221,7 +221,7 @@ async fn ui_in_headless_chromium() {
         .expect("start node");
     // The browser talks to the server on this runtime, so wait off it.
     let output = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(240);
+        let deadline = Instant::now() + Duration::from_secs(480);
         loop {
             match child.try_wait() {
                 Ok(Some(_)) => break,
