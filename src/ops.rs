@@ -106,6 +106,7 @@ impl Observed {
                 ("carbon.bad_lines", Counter, g(&c.bad_lines)),
                 ("carbon.invalid_names", Counter, g(&c.invalid_names)),
                 ("carbon.nan_values", Counter, g(&c.nan_values)),
+                ("carbon.pickles_refused", Counter, g(&c.pickles_refused)),
                 ("carbon.udp_dropped", Counter, g(&c.udp_dropped)),
                 ("carbon.connections", Counter, g(&c.connections)),
                 ("carbon.active_connections", Gauge, g(&c.active_connections)),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use charcoal_statsd::{CarbonSink, CarbonSinkConfig, CarbonSinkHandle, Flush, Sink, SinkError};
-use charcoal_store::{CarbonReceiver, Store, StoreError};
+use charcoal_store::{CarbonReceiver, CarbonSockets, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
@@ -271,18 +271,24 @@ async fn start_parts(
         let (tcp, udp) = binder.carbon(&config.carbon.listen, config.carbon.udp)?;
         let addr = tcp.local_addr()?;
         carbon_tcp = Some(addr);
+        let pickle = if config.carbon.pickle_listen.is_empty() {
+            None
+        } else {
+            Some(binder.tcp("carbon.pickle", &config.carbon.pickle_listen)?)
+        };
         tracing::info!(
             tcp = %addr,
             udp = ?udp.as_ref().and_then(|u| u.local_addr().ok()),
+            pickle = ?pickle.as_ref().and_then(|p| p.local_addr().ok()),
             "carbon receiver listening"
         );
-        let receiver = CarbonReceiver::start(
-            store.clone(),
-            Some(tcp),
+        let sockets = CarbonSockets {
+            tcp: Some(tcp),
             udp,
-            &config.carbon,
-            token.child_token(),
-        );
+            pickle,
+        };
+        let receiver =
+            CarbonReceiver::start(store.clone(), sockets, &config.carbon, token.child_token());
         observed.carbon = Some(Arc::clone(receiver.stats()));
         running.carbon = Some(receiver);
     }

@@ -32,7 +32,8 @@ mod whisper;
 
 pub use aggregation::AggregationMethod;
 pub use carbon::{
-    CarbonConfig, CarbonLine, CarbonReceiver, LineError, ReceiverStats, parse_line, python_float,
+    CarbonConfig, CarbonLine, CarbonReceiver, CarbonSockets, LineError, ReceiverStats, parse_line,
+    python_float,
 };
 pub use config::{StoreConfig, duration_text};
 pub use db::{Clock, Store, StoreStats, system_clock};

@@ -21,28 +21,28 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Server, interop_enabled, path_str, whisper_files, whisper_venv};
 
-fn node_dir() -> PathBuf {
+pub(crate) fn node_dir() -> PathBuf {
     std::env::var_os("CHARCOAL_STATSD_NODE_DIR").map_or_else(
         || PathBuf::from("/opt/charcoal-interop/node"),
         PathBuf::from,
     )
 }
 
-fn carbon_venv() -> PathBuf {
+pub(crate) fn carbon_venv() -> PathBuf {
     std::env::var_os("CHARCOAL_CARBON_VENV").map_or_else(
         || PathBuf::from("/opt/charcoal-interop/carbon"),
         PathBuf::from,
     )
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
 }
 
-fn free_tcp_port() -> u16 {
+pub(crate) fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -50,7 +50,7 @@ fn free_tcp_port() -> u16 {
         .port()
 }
 
-fn free_udp_port() -> u16 {
+pub(crate) fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -59,7 +59,7 @@ fn free_udp_port() -> u16 {
 }
 
 /// Starts `charcoal carbon` on a free loopback port (TCP and UDP on the same port).
-fn start_charcoal(data: &Path, env: &[(&str, &str)]) -> (Server, SocketAddr) {
+pub(crate) fn start_charcoal(data: &Path, env: &[(&str, &str)]) -> (Server, SocketAddr) {
     let mut env = env.to_vec();
     // No self metrics in the data directory: the tests compare whole directories.
     env.push(("CHARCOAL_CARBON__METRIC_INTERVAL", "0s"));
@@ -78,32 +78,32 @@ fn start_charcoal(data: &Path, env: &[(&str, &str)]) -> (Server, SocketAddr) {
     (server, addr)
 }
 
-fn stop_charcoal(server: Server) {
+pub(crate) fn stop_charcoal(server: Server) {
     server.signal(libc::SIGTERM);
     let status = server.wait();
     assert!(status.success(), "charcoal carbon exited with {status}");
 }
 
 /// A reference process, killed when dropped.
-struct Peer {
+pub(crate) struct Peer {
     name: &'static str,
     child: Child,
     log: PathBuf,
 }
 
 impl Peer {
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn assert_running(&mut self) {
+    pub(crate) fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().unwrap() {
             panic!("{} exited ({status}): {}", self.name, self.log());
         }
     }
 
     /// SIGTERM, then waits up to 30 s.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -123,7 +123,7 @@ impl Drop for Peer {
     }
 }
 
-fn spawn_logged(name: &'static str, cmd: &mut Command, log: PathBuf) -> Peer {
+pub(crate) fn spawn_logged(name: &'static str, cmd: &mut Command, log: PathBuf) -> Peer {
     let out = std::fs::File::create(&log).unwrap();
     let err = out.try_clone().unwrap();
     let child = cmd
@@ -136,7 +136,7 @@ fn spawn_logged(name: &'static str, cmd: &mut Command, log: PathBuf) -> Peer {
 }
 
 /// Polls `ready` every 50 ms for up to `secs` seconds.
-fn wait_until(secs: u64, what: &str, mut ready: impl FnMut() -> bool) {
+pub(crate) fn wait_until(secs: u64, what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !ready() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -175,7 +175,7 @@ for path in sys.argv[3:]:
 print(json.dumps(out, sort_keys=True))
 "#;
 
-fn whisper_python() -> PathBuf {
+pub(crate) fn whisper_python() -> PathBuf {
     let python = whisper_venv().join("bin/python");
     assert!(
         python.exists(),
@@ -186,7 +186,7 @@ fn whisper_python() -> PathBuf {
 }
 
 /// Every `.wsp` file under `root` as Python's whisper reads it, keyed by relative path.
-fn whisper_dump(root: &Path, now: i64) -> BTreeMap<String, serde_json::Value> {
+pub(crate) fn whisper_dump(root: &Path, now: i64) -> BTreeMap<String, serde_json::Value> {
     let files = whisper_files(root);
     let out = Command::new(whisper_python())
         .arg("-c")
@@ -204,12 +204,12 @@ fn whisper_dump(root: &Path, now: i64) -> BTreeMap<String, serde_json::Value> {
     serde_json::from_slice(&out.stdout).expect("whisper dump is JSON")
 }
 
-fn bits(v: f64) -> String {
+pub(crate) fn bits(v: f64) -> String {
     format!("{:016x}", v.to_bits())
 }
 
 /// The fetched points of archive `i` as `(timestamp, value bits)`.
-fn fetched(file: &serde_json::Value, i: usize) -> Vec<(i64, String)> {
+pub(crate) fn fetched(file: &serde_json::Value, i: usize) -> Vec<(i64, String)> {
     file["archives"][i]["fetched"]
         .as_array()
         .unwrap()

@@ -6,6 +6,7 @@ mod cluster;
 mod contrib;
 mod deb;
 mod parts;
+mod pickle_interop;
 mod reload;
 mod serve;
 mod support;

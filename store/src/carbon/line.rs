@@ -59,6 +59,17 @@ pub fn parse_line(line: &[u8]) -> Result<CarbonLine<'_>, LineError> {
     let path = std::str::from_utf8(path).map_err(|_| LineError::Utf8)?;
     let value = python_float(value).ok_or(LineError::Value)?;
     let timestamp = python_float(timestamp).ok_or(LineError::Timestamp)?;
+    let timestamp = datapoint_time(value, timestamp)?;
+    Ok(CarbonLine {
+        path,
+        value,
+        timestamp,
+    })
+}
+
+/// Carbon's rules for a received datapoint, whatever the protocol: NaN values are dropped,
+/// the timestamp is truncated to whole seconds and `-1` means now (`None`).
+pub(crate) fn datapoint_time(value: f64, timestamp: f64) -> Result<Option<i64>, LineError> {
     if !timestamp.is_finite() {
         return Err(LineError::Timestamp);
     }
@@ -71,11 +82,7 @@ pub fn parse_line(line: &[u8]) -> Result<CarbonLine<'_>, LineError> {
         return Err(LineError::Timestamp);
     }
     let seconds = seconds as i64;
-    Ok(CarbonLine {
-        path,
-        value,
-        timestamp: (seconds != -1).then_some(seconds),
-    })
+    Ok((seconds != -1).then_some(seconds))
 }
 
 /// Python's `float()` grammar: sign, digits with single underscores between them, a decimal

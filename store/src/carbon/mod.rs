@@ -1,8 +1,11 @@
-//! The Carbon plaintext receiver (TCP and UDP, port 2003 by default): the only part of the
-//! store that opens sockets. Lines go into the store's write cache; bad lines are counted,
-//! logged at most once a second, and skipped, keeping the good lines around them.
+//! The Carbon receiver: the plaintext protocol on TCP and UDP (port 2003 by default) and,
+//! when enabled, the pickle protocol carbon-relay sends (port 2004 in Carbon). The only part
+//! of the store that opens sockets. Points go into the store's write cache; bad lines and
+//! payloads are counted, logged at most once a second, and skipped, keeping the good points
+//! around them.
 
 mod line;
+mod pickle;
 mod self_metrics;
 
 use std::net::SocketAddr;
@@ -39,6 +42,12 @@ pub struct CarbonConfig {
     pub metric_interval: Duration,
     /// Prefix of those metrics; empty means `carbon.agents.<hostname>-a`.
     pub metric_prefix: String,
+    /// TCP address of the pickle receiver (what carbon-relay and Etsy StatsD's
+    /// `graphiteProtocol: "pickle"` send; Carbon's port 2004); empty leaves it off.
+    pub pickle_listen: String,
+    /// Largest pickle payload accepted; a longer one closes the connection (Carbon's
+    /// PICKLE_RECEIVER_MAX_LENGTH).
+    pub pickle_max_length: usize,
 }
 
 impl Default for CarbonConfig {
@@ -50,6 +59,8 @@ impl Default for CarbonConfig {
             max_line_length: 16_384,
             metric_interval: Duration::from_secs(60),
             metric_prefix: String::new(),
+            pickle_listen: String::new(),
+            pickle_max_length: 1 << 20,
         }
     }
 }
@@ -69,19 +80,24 @@ pub struct ReceiverStats {
     pub udp_dropped: AtomicU64,
     /// TCP connections open now.
     pub active_connections: AtomicU64,
-    /// TCP connections accepted in total.
+    /// TCP connections accepted in total (both protocols).
     pub connections: AtomicU64,
+    /// Pickle payloads refused whole: not a list of datapoints, a forbidden opcode, over
+    /// the length limit, or cut off.
+    pub pickles_refused: AtomicU64,
 }
 
 /// Logs at most one line a second per kind of problem, with the number suppressed meanwhile.
 struct RateLimitedLog {
+    message: &'static str,
     last: std::sync::Mutex<Option<std::time::Instant>>,
     suppressed: AtomicU64,
 }
 
 impl RateLimitedLog {
-    fn new() -> Self {
+    fn new(message: &'static str) -> Self {
         RateLimitedLog {
+            message,
             last: std::sync::Mutex::new(None),
             suppressed: AtomicU64::new(0),
         }
@@ -101,7 +117,8 @@ impl RateLimitedLog {
             problem = %problem,
             line = %shown,
             suppressed = self.suppressed.swap(0, Ordering::Relaxed),
-            "invalid carbon line skipped"
+            "{}",
+            self.message
         );
     }
 }
@@ -115,7 +132,9 @@ struct Receiver {
     store: Store,
     stats: Arc<ReceiverStats>,
     log: RateLimitedLog,
+    pickle_log: RateLimitedLog,
     max_line: usize,
+    max_pickle: usize,
     clock: crate::db::Clock,
 }
 
@@ -182,6 +201,45 @@ impl Receiver {
         self.stats.bad_lines.fetch_add(1, Ordering::Relaxed);
         self.log.warn(peer, problem, line);
     }
+
+    fn refuse_pickle(&self, peer: &SocketAddr, problem: &dyn std::fmt::Display) {
+        self.stats.pickles_refused.fetch_add(1, Ordering::Relaxed);
+        self.pickle_log.warn(peer, problem, b"");
+    }
+
+    /// The datapoints of a decoded pickle into `pending`, with Carbon's rules (NaN dropped,
+    /// -1 = now); the elements of another shape are counted as bad lines.
+    fn collect_pickled(
+        &self,
+        decoder: &pickle::Decoder,
+        peer: &SocketAddr,
+        pending: &mut Vec<Pending>,
+    ) {
+        let names = decoder.names.as_str();
+        for point in &decoder.points {
+            let name = &names[point.name.clone()];
+            match line::datapoint_time(point.value, point.timestamp) {
+                Ok(time) => {
+                    let timestamp = time.unwrap_or_else(|| (self.clock)());
+                    pending.push(Pending::new(names.as_bytes(), name, timestamp, point.value));
+                }
+                Err(LineError::NaN) => {
+                    self.stats.nan_values.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => self.bad(peer, &e, name.as_bytes()),
+            }
+        }
+        if decoder.skipped > 0 {
+            self.stats
+                .bad_lines
+                .fetch_add(decoder.skipped as u64 - 1, Ordering::Relaxed);
+            self.bad(
+                peer,
+                &"a pickled element is not (path, (timestamp, value))",
+                b"",
+            );
+        }
+    }
 }
 
 /// A running receiver. [`shutdown`](CarbonReceiver::shutdown) stops accepting, reads what is
@@ -197,19 +255,17 @@ impl CarbonReceiver {
     /// [`shutdown`](CarbonReceiver::shutdown) is called. Must run inside a Tokio runtime.
     pub fn start(
         store: Store,
-        tcp: Option<TcpListener>,
-        udp: Option<UdpSocket>,
+        sockets: CarbonSockets,
         config: &CarbonConfig,
         shutdown: CancellationToken,
     ) -> CarbonReceiver {
-        Self::start_with_clock(store, tcp, udp, config, shutdown, crate::db::system_clock())
+        Self::start_with_clock(store, sockets, config, shutdown, crate::db::system_clock())
     }
 
     /// [`start`](CarbonReceiver::start) with a clock for "now" (timestamp `-1`).
     pub fn start_with_clock(
         store: Store,
-        tcp: Option<TcpListener>,
-        udp: Option<UdpSocket>,
+        sockets: CarbonSockets,
         config: &CarbonConfig,
         shutdown: CancellationToken,
         clock: crate::db::Clock,
@@ -218,23 +274,32 @@ impl CarbonReceiver {
         let receiver = Arc::new(Receiver {
             store: store.clone(),
             stats: Arc::clone(&stats),
-            log: RateLimitedLog::new(),
+            log: RateLimitedLog::new("invalid carbon line skipped"),
+            pickle_log: RateLimitedLog::new("invalid carbon pickle skipped"),
             max_line: config.max_line_length,
+            max_pickle: config.pickle_max_length,
             clock,
         });
         let tracker = TaskTracker::new();
         let token = shutdown.child_token();
-        if let Some(listener) = tcp {
-            let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
-            tracker.spawn(accept_loop(
-                listener,
-                Arc::clone(&receiver),
-                limit,
-                token.clone(),
-                tracker.clone(),
-            ));
+        // One limit for the connections of both protocols.
+        let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+        for (listener, protocol) in [
+            (sockets.tcp, Protocol::Plaintext),
+            (sockets.pickle, Protocol::Pickle),
+        ] {
+            if let Some(listener) = listener {
+                tracker.spawn(accept_loop(
+                    listener,
+                    protocol,
+                    Arc::clone(&receiver),
+                    Arc::clone(&limit),
+                    token.clone(),
+                    tracker.clone(),
+                ));
+            }
         }
-        if let Some(socket) = udp {
+        if let Some(socket) = sockets.udp {
             tracker.spawn(udp_loop(socket, Arc::clone(&receiver), token.clone()));
         }
         if !config.metric_interval.is_zero() {
@@ -274,8 +339,26 @@ impl CarbonReceiver {
     }
 }
 
+/// The sockets a receiver serves; any may be absent.
+#[derive(Debug, Default)]
+pub struct CarbonSockets {
+    /// Plaintext lines over TCP.
+    pub tcp: Option<TcpListener>,
+    /// Plaintext lines in datagrams.
+    pub udp: Option<UdpSocket>,
+    /// The pickle protocol over TCP.
+    pub pickle: Option<TcpListener>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Protocol {
+    Plaintext,
+    Pickle,
+}
+
 async fn accept_loop(
     listener: TcpListener,
+    protocol: Protocol,
     receiver: Arc<Receiver>,
     limit: Arc<Semaphore>,
     token: CancellationToken,
@@ -291,7 +374,10 @@ async fn accept_loop(
                 .stats
                 .active_connections
                 .fetch_add(1, Ordering::Relaxed);
-            connection(stream, peer, &receiver, &token).await;
+            match protocol {
+                Protocol::Plaintext => connection(stream, peer, &receiver, &token).await,
+                Protocol::Pickle => pickle_connection(stream, peer, &receiver, &token).await,
+            }
             receiver
                 .stats
                 .active_connections
@@ -420,6 +506,90 @@ async fn connection(
             buf.copy_within(start..end, 0);
             filled = end - start;
         }
+    }
+}
+
+/// Fills `buf` from the stream; false at its end. Once the receiver is stopping, reading
+/// goes on while the sender keeps sending (what it sent before the stop may still be on its
+/// way), and ends when it goes quiet or the drain time is over.
+async fn fill(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    token: &CancellationToken,
+    drain_until: &mut Option<tokio::time::Instant>,
+) -> bool {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let read = match *drain_until {
+            None => tokio::select! {
+                _ = token.cancelled() => {
+                    *drain_until = Some(tokio::time::Instant::now() + DRAIN_MAX);
+                    continue;
+                }
+                read = stream.read(&mut buf[filled..]) => read,
+            },
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match tokio::time::timeout(DRAIN_IDLE.min(left), stream.read(&mut buf[filled..]))
+                    .await
+                {
+                    Ok(read) => read,
+                    Err(_) => return false,
+                }
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => filled += n,
+        }
+    }
+    true
+}
+
+/// Reads pickle frames from one TCP connection: a 4-byte big-endian length, then that many
+/// bytes. A frame over the limit closes the connection, as in Carbon; a payload that is not
+/// a list of datapoints is counted and skipped, and the connection goes on.
+async fn pickle_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    receiver: &Receiver,
+    token: &CancellationToken,
+) {
+    let mut decoder = pickle::Decoder::default();
+    let mut payload = Vec::new();
+    let mut pending = Vec::new();
+    let mut buffers = BatchBuffers::default();
+    let mut drain_until = None;
+    loop {
+        let mut header = [0u8; 4];
+        if !fill(&mut stream, &mut header, token, &mut drain_until).await {
+            return;
+        }
+        let length = u32::from_be_bytes(header) as usize;
+        if length > receiver.max_pickle {
+            receiver.refuse_pickle(
+                &peer,
+                &format_args!(
+                    "a {length}-byte pickle is over the {}-byte limit; connection closed",
+                    receiver.max_pickle
+                ),
+            );
+            return;
+        }
+        payload.resize(length, 0);
+        if !fill(&mut stream, &mut payload, token, &mut drain_until).await {
+            receiver.refuse_pickle(&peer, &"the connection ended inside a pickle");
+            return;
+        }
+        if let Err(e) = decoder.decode(&payload) {
+            receiver.refuse_pickle(&peer, &e);
+            continue;
+        }
+        receiver.collect_pickled(&decoder, &peer, &mut pending);
+        let names = decoder.names.as_bytes();
+        receiver
+            .store(names, &mut pending, &mut buffers, &peer, true, token)
+            .await;
     }
 }
 

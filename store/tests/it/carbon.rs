@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use charcoal_store::{CarbonConfig, CarbonReceiver, Retention, StorageRules, Store, StoreConfig};
+use charcoal_store::{
+    CarbonConfig, CarbonReceiver, CarbonSockets, Retention, StorageRules, Store, StoreConfig,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -17,6 +19,7 @@ struct Running {
     receiver: CarbonReceiver,
     tcp: std::net::SocketAddr,
     udp: std::net::SocketAddr,
+    pickle: std::net::SocketAddr,
 }
 
 async fn start(dir: &Path, cache_max_points: usize, flush_interval: Duration) -> Running {
@@ -44,11 +47,17 @@ async fn start_with(
     let store = Store::open_with_clock(&config, rules, Arc::new(|| NOW)).unwrap();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let pickle = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (tcp_addr, udp_addr) = (tcp.local_addr().unwrap(), udp.local_addr().unwrap());
+    let pickle_addr = pickle.local_addr().unwrap();
+    let sockets = CarbonSockets {
+        tcp: Some(tcp),
+        udp: Some(udp),
+        pickle: Some(pickle),
+    };
     let receiver = CarbonReceiver::start_with_clock(
         store.clone(),
-        Some(tcp),
-        Some(udp),
+        sockets,
         carbon,
         CancellationToken::new(),
         Arc::new(|| NOW),
@@ -58,6 +67,7 @@ async fn start_with(
         receiver,
         tcp: tcp_addr,
         udp: udp_addr,
+        pickle: pickle_addr,
     }
 }
 
@@ -313,4 +323,61 @@ async fn connections_still_waiting_to_be_accepted_at_the_stop_are_drained() {
     assert_eq!(store.stats().committed_points, 2);
     assert_eq!(value_at(&store, "queued.second", NOW), Some(2.0));
     drop(first);
+}
+
+/// A pickle frame: the 4-byte big-endian length, then the payload.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pickle_frames_are_stored_and_bad_ones_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = start(dir.path(), 1_000_000, Duration::from_secs(3600)).await;
+    let mut conn = TcpStream::connect(run.pickle).await.unwrap();
+    // pickle.dumps([('pk.a', (1700000000, 1.5)), ('pk.b', (-1, 2))], protocol=2)
+    let good = b"\x80\x02]q\x00(X\x04\x00\x00\x00pk.aq\x01J\x00\xf1SeG?\xf8\x00\x00\x00\x00\x00\x00\x86q\x02\x86q\x03X\x04\x00\x00\x00pk.bq\x04J\xff\xff\xff\xffK\x02\x86q\x05\x86q\x06e.";
+    // A reduce of os.system: refused whole, the connection goes on.
+    let evil = b"cposix\nsystem\np0\n(Vtrue\np1\ntp2\nRp3\n.";
+    // Etsy StatsD's protocol-0 form, with a NaN value (dropped) and a bad element.
+    let etsy = b"(l(S'pk.c'\n(L1700000000L\nS'7'\ntta(S'pk.nan'\n(L1700000000L\nS'nan'\ntta(S'pk.bad'\nta.";
+    let mut bytes = frame(good);
+    bytes.extend(frame(evil));
+    bytes.extend(frame(etsy));
+    // Written a few bytes at a time: frames split anywhere are joined.
+    for chunk in bytes.chunks(7) {
+        conn.write_all(chunk).await.unwrap();
+        conn.flush().await.unwrap();
+    }
+    run.received(3).await;
+    let stats = run.receiver.stats();
+    assert_eq!(stats.pickles_refused.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.nan_values.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.bad_lines.load(Ordering::Relaxed), 1);
+    assert_eq!(value_at(&run.store, "pk.a", 1_700_000_000), Some(1.5));
+    assert_eq!(value_at(&run.store, "pk.b", NOW), Some(2.0), "-1 is now");
+    assert_eq!(value_at(&run.store, "pk.c", 1_700_000_000), Some(7.0));
+
+    // A frame over the limit closes the connection, as Carbon's receiver does.
+    conn.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut conn, &mut rest),
+    )
+    .await;
+    assert!(closed.is_ok(), "the connection stays open");
+    assert_eq!(stats.pickles_refused.load(Ordering::Relaxed), 2);
+    // Hostile names are refused like plaintext ones, the rest of the payload kept.
+    let mut conn = TcpStream::connect(run.pickle).await.unwrap();
+    // pickle.dumps([('../escape', (1700000000, 1)), ('pk.d', (1700000000, 4))], protocol=2)
+    let hostile = b"\x80\x02]q\x00(X\t\x00\x00\x00../escapeq\x01J\x00\xf1SeK\x01\x86q\x02\x86q\x03X\x04\x00\x00\x00pk.dq\x04J\x00\xf1SeK\x04\x86q\x05\x86q\x06e.";
+    conn.write_all(&frame(hostile)).await.unwrap();
+    run.received(4).await;
+    assert_eq!(stats.invalid_names.load(Ordering::Relaxed), 1);
+    let store = run.stop().await;
+    assert_eq!(value_at(&store, "pk.d", 1_700_000_000), Some(4.0));
+    assert!(!dir.path().parent().unwrap().join("escape.wsp").exists());
 }
