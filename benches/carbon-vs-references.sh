@@ -6,6 +6,7 @@
 #   benches/carbon-vs-references.sh            # full load + quick load (defaults below)
 #   LOADS=quick benches/carbon-vs-references.sh
 #   SERVERS="charcoal victoria" METRICS=100000 POINTS=300 benches/carbon-vs-references.sh
+#   PROTOCOL=pickle LOADS=quick benches/carbon-vs-references.sh   # pickle port, as carbon-relay
 #
 # Each run, per server, on a fresh data directory and free loopback ports:
 #   1. warm-up (not measured): one point per metric, so every whisper file (every VictoriaMetrics
@@ -33,6 +34,9 @@
 #          (default 30 = 3M points over the same 100k files) because at its speed (~0.1M
 #          points/s) the 30M points would take many minutes (CARBON_POINTS=300 for the same load).
 #   quick: QUICK_METRICS (10000) x QUICK_POINTS (300) = 3M points, the same for all three.
+# PROTOCOL: text (default) or pickle: the same load as carbon-relay's pickle frames (500 points,
+# protocol 2) to the pickle port of charcoal and carbon-cache (VictoriaMetrics has none, so
+# SERVERS defaults to "charcoal carbon").
 # Other env: SERVERS ("charcoal victoria carbon"), CONNECTIONS (4), STEP (10), RETENTION
 # (10s:1h,1m:1d; POINTS x STEP must fit in the first archive), QUIET (3 s), TIMEOUT (1200 s per
 # phase), WORK_DIR (default: a new directory under /tmp, removed at exit), CHARCOAL_BIN (skip
@@ -49,7 +53,15 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOADS=${LOADS:-full quick}
-SERVERS=${SERVERS:-charcoal victoria carbon}
+PROTOCOL=${PROTOCOL:-text}
+case $PROTOCOL in
+    text) SERVERS=${SERVERS:-charcoal victoria carbon} ;;
+    pickle) SERVERS=${SERVERS:-charcoal carbon} ;;
+    *) echo "PROTOCOL is text or pickle, not $PROTOCOL" >&2; exit 2 ;;
+esac
+case " $SERVERS " in
+    *" victoria "*) [ "$PROTOCOL" = text ] || { echo "victoria-metrics has no pickle receiver" >&2; exit 2; } ;;
+esac
 METRICS=${METRICS:-100000}
 POINTS=${POINTS:-300}
 CARBON_POINTS=${CARBON_POINTS:-30}
@@ -400,12 +412,15 @@ now() { date +%s.%N; }
 # --- servers: start_<name> DIR sets SERVER_PID, CARBON_PORT (and VM_HTTP) --------------------
 start_charcoal() {
     local dir=$1
+    local field=tcp pickle=""
+    if [ "$PROTOCOL" = pickle ]; then field=pickle; pickle=127.0.0.1:0; fi
     CHARCOAL_STORE__DEFAULT_RETENTION=$RETENTION CHARCOAL_CARBON__METRIC_INTERVAL=0s \
+        CHARCOAL_CARBON__PICKLE_LISTEN=$pickle \
         setsid "$BIN" carbon --data-dir "$dir/data" --listen 127.0.0.1:0 --log-format json \
         >"$dir/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 300); do
-        CARBON_PORT=$(sed -nE '/"carbon receiver listening"/ s/.*"tcp":"127\.0\.0\.1:([0-9]+)".*/\1/p' "$dir/server.log" 2>/dev/null | head -1 || true)
+        CARBON_PORT=$(sed -nE '/"carbon receiver listening"/ s/.*"'"$field"'":"(Some\()?127\.0\.0\.1:([0-9]+)\)?".*/\2/p' "$dir/server.log" 2>/dev/null | head -1 || true)
         [ -n "$CARBON_PORT" ] && return 0
         sleep 0.1
     done
@@ -415,7 +430,11 @@ start_charcoal() {
 start_carbon() {
     local dir=$1
     mkdir -p "$dir/conf" "$dir/storage/whisper" "$dir/storage/log" "$dir/storage/lists"
-    CARBON_PORT=$(H port)
+    local line_port pickle_port
+    line_port=$(H port)
+    pickle_port=$(H port)
+    CARBON_PORT=$line_port
+    [ "$PROTOCOL" = pickle ] && CARBON_PORT=$pickle_port
     cat >"$dir/conf/carbon.conf" <<EOF
 [cache]
 STORAGE_DIR = $dir/storage
@@ -430,10 +449,10 @@ MAX_CACHE_SIZE = inf
 MAX_UPDATES_PER_SECOND = inf
 MAX_CREATES_PER_MINUTE = inf
 LINE_RECEIVER_INTERFACE = 127.0.0.1
-LINE_RECEIVER_PORT = $CARBON_PORT
+LINE_RECEIVER_PORT = $line_port
 ENABLE_UDP_LISTENER = False
 PICKLE_RECEIVER_INTERFACE = 127.0.0.1
-PICKLE_RECEIVER_PORT = $(H port)
+PICKLE_RECEIVER_PORT = $pickle_port
 CACHE_QUERY_INTERFACE = 127.0.0.1
 CACHE_QUERY_PORT = $(H port)
 USE_FLOW_CONTROL = True
@@ -489,9 +508,11 @@ start_victoria() {
 }
 
 send() { # send METRICS ROUNDS FIRST_TIMESTAMP -> sender output, then timing line (run_sender)
+    local pickle=()
+    [ "$PROTOCOL" = pickle ] && pickle=(--pickle)
     H send "$SERVER_PID" "$NICE" "$BIN" bench carbon --target "127.0.0.1:$CARBON_PORT" --connections "$CONNECTIONS" \
         --metrics "$1" --points "$2" --step "$STEP" --first-timestamp "$3" --duration "${TIMEOUT}s" \
-        --prefix bench
+        --prefix bench "${pickle[@]}"
 }
 
 # run LOAD SERVER METRICS ROUNDS: one measured run, appends a JSON row to $WORK/rows.
@@ -499,7 +520,7 @@ run() {
     local load=$1 server=$2 metrics=$3 rounds=$4
     local dir="$WORK/$load-$server"
     rm -rf "$dir"; mkdir -p "$dir"
-    echo "== $load load, $server: $metrics metrics x $rounds rounds over $CONNECTIONS connections"
+    echo "== $load load, $server: $metrics metrics x $rounds rounds over $CONNECTIONS connections ($PROTOCOL protocol)"
     "start_$server" "$dir"
     # setsid must have become the server (it forks only for a process-group leader).
     [ "$(cat "/proc/$SERVER_PID/comm")" != setsid ] || { echo "setsid forked" >&2; exit 1; }

@@ -1,6 +1,6 @@
-//! `charcoal bench carbon`: a Carbon plaintext load generator. N TCP connections send
-//! `points` rounds of one point per metric for `metrics` distinct metrics, bounded by the point
-//! count and a duration; prints what was sent and the rate reached.
+//! `charcoal bench carbon`: a Carbon load generator, plaintext or pickle. N TCP connections
+//! send `points` rounds of one point per metric for `metrics` distinct metrics, bounded by the
+//! point count and a duration; prints what was sent and the rate reached.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -35,6 +35,43 @@ pub struct BenchCarbonArgs {
     /// Name prefix.
     #[arg(long, default_value = "bench")]
     prefix: String,
+    /// Send the pickle protocol (to a pickle port, e.g. Carbon's 2004) as carbon-relay does:
+    /// frames of up to 500 points, pickle protocol 2.
+    #[arg(long)]
+    pickle: bool,
+}
+
+/// carbon-relay's MAX_DATAPOINTS_PER_MESSAGE.
+const PICKLE_BATCH: usize = 500;
+
+/// Starts a pickle frame in `out` (a list, pickle protocol 2 as Python writes it, without
+/// the memo opcodes readers do not need); returns where it starts.
+fn start_pickle(out: &mut Vec<u8>) -> usize {
+    let at = out.len();
+    out.extend_from_slice(&[0, 0, 0, 0, 0x80, 2, b']', b'(']);
+    at
+}
+
+/// Appends `(name, (timestamp, value))` to the frame being written.
+fn pickle_point(out: &mut Vec<u8>, name: std::fmt::Arguments<'_>, timestamp: i64, value: f64) {
+    out.push(b'X');
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let _ = out.write_fmt(name);
+    let length = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&length.to_le_bytes());
+    out.push(b'J');
+    out.extend_from_slice(&(timestamp as i32).to_le_bytes());
+    out.push(b'G');
+    out.extend_from_slice(&value.to_be_bytes());
+    out.extend_from_slice(&[0x86, 0x86]);
+}
+
+/// Ends the frame started at `at`: closes the list and writes its length.
+fn end_pickle(out: &mut Vec<u8>, at: usize) {
+    out.extend_from_slice(b"e.");
+    let length = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&length.to_be_bytes());
 }
 
 pub fn run(args: &BenchCarbonArgs) -> Result<()> {
@@ -84,14 +121,30 @@ fn send(
 ) -> Result<u64> {
     let mut stream = TcpStream::connect(target).with_context(|| format!("connect {target}"))?;
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    // The pickle frame being written: where it starts and how many points it has.
+    let (mut frame, mut in_frame) = (0, 0);
     let mut sent = 0u64;
     for round in 0..args.points {
         let timestamp = first + round as i64 * args.step;
         for m in (c..args.metrics).step_by(n) {
             // `<prefix>.b<m % 100>.m<m> <value> <timestamp>`
-            let _ = writeln!(buf, "{}.b{}.m{m} {round} {timestamp}", args.prefix, m % 100);
+            if args.pickle {
+                if in_frame == 0 {
+                    frame = start_pickle(&mut buf);
+                }
+                let name = format_args!("{}.b{}.m{m}", args.prefix, m % 100);
+                pickle_point(&mut buf, name, timestamp, round as f64);
+                in_frame += 1;
+                if in_frame == PICKLE_BATCH {
+                    end_pickle(&mut buf, frame);
+                    in_frame = 0;
+                }
+            } else {
+                let _ = writeln!(buf, "{}.b{}.m{m} {round} {timestamp}", args.prefix, m % 100);
+            }
             sent += 1;
-            if buf.len() >= (1 << 20) - 256 {
+            // Only whole frames are sent: their length is written when they end.
+            if buf.len() >= (1 << 20) - 256 && in_frame == 0 {
                 stream.write_all(&buf)?;
                 buf.clear();
                 if Instant::now() >= deadline {
@@ -100,7 +153,28 @@ fn send(
             }
         }
     }
+    if in_frame > 0 {
+        end_pickle(&mut buf, frame);
+    }
     stream.write_all(&buf)?;
     stream.flush()?;
     Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pickle_frames_are_what_python_reads() {
+        // Python: pickle.loads(payload) == [('a.b', (1700000000, 1.5))]; the bytes below are
+        // pickle.dumps of that list at protocol 2 with its memo opcodes (q..) left out.
+        let mut out = Vec::new();
+        let at = start_pickle(&mut out);
+        pickle_point(&mut out, format_args!("a.{}", "b"), 1_700_000_000, 1.5);
+        end_pickle(&mut out, at);
+        let payload = b"\x80\x02](X\x03\x00\x00\x00a.bJ\x00\xf1SeG?\xf8\x00\x00\x00\x00\x00\x00\x86\x86e.";
+        assert_eq!(&out[..4], &(payload.len() as u32).to_be_bytes());
+        assert_eq!(&out[4..], payload);
+    }
 }
