@@ -173,7 +173,8 @@ mod tests {
         let at = start_pickle(&mut out);
         pickle_point(&mut out, format_args!("a.{}", "b"), 1_700_000_000, 1.5);
         end_pickle(&mut out, at);
-        let payload = b"\x80\x02](X\x03\x00\x00\x00a.bJ\x00\xf1SeG?\xf8\x00\x00\x00\x00\x00\x00\x86\x86e.";
+        let payload =
+            b"\x80\x02](X\x03\x00\x00\x00a.bJ\x00\xf1SeG?\xf8\x00\x00\x00\x00\x00\x00\x86\x86e.";
         assert_eq!(&out[..4], &(payload.len() as u32).to_be_bytes());
         assert_eq!(&out[4..], payload);
     }
