@@ -533,7 +533,7 @@ fn coerce(func: &str, param: &Param, value: Value) -> Result<Value, EvalError> {
         got: v.describe(),
     };
     Ok(match param.ty {
-        ParamType::SeriesList => match value {
+        ParamType::SeriesList | ParamType::SeriesLists => match value {
             Value::List(_) => value,
             v => return Err(type_err("a series list", &v)),
         },

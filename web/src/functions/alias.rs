@@ -3,6 +3,7 @@
 use super::{Args, FunctionDef, Options, Param, SERIES, T, agg_key, regex};
 use crate::error::EvalError;
 use crate::eval::Value;
+use crate::pyfmt::python_percent_format;
 use crate::series::{AggFunc, Series, py_float};
 
 group_constructor!(def, "Alias");
@@ -66,6 +67,17 @@ pub(crate) const DEFS: &[FunctionDef] = &[
         },
     ),
     def(
+        "aliasQuery",
+        "Names each series from another query: search→replace (a regular expression, Python syntax) turns the name into a target, and the last value of that target's first series is put into newName with Python's % formatting (e.g. 'Channel %d MHz').",
+        &[
+            SERIES,
+            Param::new("search", T::String).req(),
+            Param::new("replace", T::String).req(),
+            Param::new("newName", T::String).req(),
+        ],
+        alias_query,
+    ),
+    def(
         "legendValue",
         "Appends statistics to each name, e.g. ' (avg: 31.2)', for each value type (avg, total, min, max, last, …); a final 'si' or 'binary' formats the values with unit prefixes in aligned columns.",
         &[
@@ -95,6 +107,28 @@ fn alias_by_node(_: &mut super::Ctx<'_>, a: &mut Args) -> Result<Vec<Series>, Ev
     let mut l = a.list(0);
     for s in &mut l {
         s.name = agg_key(s, &nodes);
+    }
+    Ok(l)
+}
+
+/// graphite-web's `aliasQuery`; the generated target is evaluated over the same request.
+fn alias_query(ctx: &mut super::Ctx<'_>, a: &mut Args) -> Result<Vec<Series>, EvalError> {
+    let re = regex("aliasQuery", a.str(1).unwrap_or(""))?;
+    let replace = python_replacement(a.str(2).unwrap_or(""));
+    let new_name = a.str(3).unwrap_or("").to_owned();
+    let mut l = a.list(0);
+    for s in &mut l {
+        let query = re.replace_all(&s.name, replace.as_str()).into_owned();
+        let found = ctx.eval_text(&query, "aliasQuery")?;
+        let Some(first) = found.first() else {
+            return Err(a.input_err(format!("No series found with query: {query}")));
+        };
+        let current = AggFunc::Last.apply(&first.values);
+        if current.is_nan() {
+            return Err(a.input_err(format!("Cannot get last value of series: {}", first.name)));
+        }
+        s.name = python_percent_format(&new_name, current)
+            .map_err(|e| a.input_err(format!("newName '{new_name}': {e}")))?;
     }
     Ok(l)
 }
@@ -178,7 +212,7 @@ pub(crate) fn python_replacement(rep: &str) -> String {
 }
 
 /// glyph.py's `format_units` (si or binary prefixes).
-fn format_units(v: f64, system: &str) -> (f64, &'static str) {
+pub(crate) fn format_units(v: f64, system: &str) -> (f64, &'static str) {
     let units: &[(&str, f64)] = if system == "binary" {
         &[
             ("Pi", 1_125_899_906_842_624.0),

@@ -1,7 +1,7 @@
 //! Combine: functions that merge several series into fewer (aggregates, grouping, ratios).
 //! All normalise their inputs to a common step first (spec §11).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::{Args, Ctx, FunctionDef, Lit, Param, SERIES, SERIES_LISTS, T, agg_key, g, group_by};
 use crate::error::EvalError;
@@ -54,6 +54,35 @@ const AS_PERCENT: FunctionDef = agg_def(
         Param::new("nodes", T::NodeOrTag).multi(),
     ],
     as_percent,
+);
+
+/// graphite-web's mapSeries returns a list of series lists, which only reduceSeries can take
+/// (elsewhere graphite-web fails on it). reduceSeries walks those lists in order and re-keys
+/// every series by its own name, so the grouping is carried by order alone: Charcoal's
+/// mapSeries returns one list with the groups one after another.
+const MAP_SERIES: FunctionDef = def(
+    "mapSeries",
+    "Groups the series by the given nodes (or tag names) for reduceSeries: one group per distinct key in order of first appearance, each keeping its members' order. The groups come back one after another in a single list.",
+    &[SERIES, Param::new("mapNodes", T::NodeOrTag).req().multi()],
+    |_, a| {
+        let nodes = a.rest.clone();
+        Ok(group_by(a.list(0), |s| agg_key(s, &nodes))
+            .into_iter()
+            .flat_map(|(_, members)| members)
+            .collect())
+    },
+);
+
+const REDUCE_SERIES: FunctionDef = def(
+    "reduceSeries",
+    "For each name prefix before node reduceNode, calls reduceFunction (e.g. asPercent, divideSeries, diffSeries) with one argument per matcher: the series whose node reduceNode equals that matcher. Each result is named '<prefix>.reduce.<reduceFunction>'. Usually fed by mapSeries.",
+    &[
+        Param::new("seriesLists", T::SeriesLists).req(),
+        Param::new("reduceFunction", T::String).req(),
+        Param::new("reduceNode", T::Node).req(),
+        Param::new("reduceMatchers", T::String).req().multi(),
+    ],
+    reduce_series,
 );
 
 pub(crate) const DEFS: &[FunctionDef] = &[
@@ -420,6 +449,10 @@ pub(crate) const DEFS: &[FunctionDef] = &[
             Ok(out)
         },
     ),
+    MAP_SERIES,
+    MAP_SERIES.alias("map", "Short alias of mapSeries."),
+    REDUCE_SERIES,
+    REDUCE_SERIES.alias("reduce", "Short alias of reduceSeries."),
     def(
         "weightedAverage",
         "Weighted average of the first list using the second list as weights, pairing series by the given nodes: sum(value × weight) / sum(weight) at each point.",
@@ -512,6 +545,56 @@ fn apply_callback(
         None => aggregate(ctx, members, callback, None)?,
     };
     Ok(result.into_iter().next())
+}
+
+/// graphite-web's `reduceSeries`. Charcoal decision: where graphite-web fails with a Python
+/// exception (500) — a name without node reduceNode, a prefix lacking one of the matchers, a
+/// function returning nothing — this is a 400 naming the case.
+fn reduce_series(ctx: &mut Ctx<'_>, a: &mut Args) -> Result<Vec<Series>, EvalError> {
+    let func = a.str(1).unwrap_or("").to_owned();
+    let node = a.int(2).unwrap_or(0);
+    let matchers: Vec<String> = a.rest.iter().map(Value::py_str).collect();
+    // Reduced name → one slot per matcher, names in order of first appearance.
+    let mut groups: Vec<(String, Vec<Option<Series>>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for s in a.list(0) {
+        let nodes: Vec<&str> = s.name.split('.').collect();
+        let len = nodes.len() as i64;
+        let at = if node < 0 { len + node } else { node };
+        let Some(value) = usize::try_from(at).ok().and_then(|i| nodes.get(i)) else {
+            return Err(a.input_err(format!(
+                "reduceNode {node} is out of range for '{}'",
+                s.name
+            )));
+        };
+        let Some(slot) = matchers.iter().position(|m| m == value) else {
+            continue;
+        };
+        let key = format!("{}.reduce.{func}", nodes[..at as usize].join("."));
+        let i = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push((key, vec![None; matchers.len()]));
+            groups.len() - 1
+        });
+        groups[i].1[slot] = Some(s);
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for (key, members) in groups {
+        let def = super::lookup(&func)
+            .ok_or_else(|| EvalError::UnknownFunction { name: func.clone() })?;
+        let mut args = Vec::with_capacity(members.len());
+        for (m, matcher) in members.into_iter().zip(&matchers) {
+            let Some(s) = m else {
+                return Err(a.input_err(format!("no series matched '{matcher}' for {key}")));
+            };
+            args.push(Value::List(vec![s]));
+        }
+        let Some(mut s) = call_function(ctx, def, args)?.into_iter().next() else {
+            return Err(a.input_err(format!("{func} returned no series for {key}")));
+        };
+        s.name = key;
+        out.push(s);
+    }
+    Ok(out)
 }
 
 fn group_by_tags(ctx: &mut Ctx<'_>, a: &mut Args) -> Result<Vec<Series>, EvalError> {

@@ -229,6 +229,18 @@ pub(crate) const DEFS: &[FunctionDef] = &[
         },
     ),
     filt(
+        "averageOutsidePercentile",
+        "Drops series whose average lies strictly between the (100-n)-th and n-th percentiles of all the series' averages (n below 50 is read as 100-n).",
+        N_FLOAT,
+        |_, a| average_outside_percentile(a),
+    ),
+    filt(
+        "removeBetweenPercentile",
+        "Keeps only series with at least one value outside the band between the (100-n)-th and n-th percentiles of all series at that point (n below 50 is read as 100-n).",
+        N_FLOAT,
+        |_, a| remove_between_percentile(a),
+    ),
+    filt(
         "useSeriesAbove",
         "For series whose maximum exceeds value, fetches the series named by applying search→replace to their names.",
         &[
@@ -450,6 +462,67 @@ fn remove_percentile(a: &mut Args, above: bool) -> Result<Vec<Series>, EvalError
         }
     }
     Ok(l)
+}
+
+/// graphite-web's `n < 50 → 100 - n` for the two percentile-band filters: the band runs from
+/// the returned low to the high percentile rank.
+fn percentile_band(n: f64) -> (f64, f64) {
+    let n = if n < 50.0 { 100.0 - n } else { n };
+    (100.0 - n, n)
+}
+
+/// Strictly inside `(low, high)`. A null value, or a band without percentiles (no values), is
+/// never inside. Charcoal decision: graphite-web 1.1.10 compares None with floats there and
+/// fails with a TypeError (500) on Python 3; Python 2 ordered None below every number, which
+/// gives these results.
+fn inside(low: f64, v: f64, high: f64) -> bool {
+    low < v && v < high
+}
+
+fn average_outside_percentile(a: &mut Args) -> Result<Vec<Series>, EvalError> {
+    let (low_n, high_n) = percentile_band(a.float(1).unwrap_or(0.0));
+    let list = a.list(0);
+    let averages: Vec<f64> = list
+        .iter()
+        .map(|s| AggFunc::Average.apply(&s.values))
+        .collect();
+    let low = super::combine::percentile(&averages, low_n, false);
+    let high = super::combine::percentile(&averages, high_n, false);
+    Ok(list
+        .into_iter()
+        .zip(averages)
+        .filter(|(_, avg)| !inside(low, *avg, high))
+        .map(|(s, _)| s)
+        .collect())
+}
+
+fn remove_between_percentile(a: &mut Args) -> Result<Vec<Series>, EvalError> {
+    let (low_n, high_n) = percentile_band(a.float(1).unwrap_or(0.0));
+    let list = a.list(0);
+    // Bands by position, as far as the shortest series reaches (graphite-web zips the raw
+    // lists: no step normalisation). Charcoal decision: a value past that has no band and so
+    // counts as outside; graphite-web indexes past its band list there and fails (500).
+    let columns = list.iter().map(|s| s.values.len()).min().unwrap_or(0);
+    let mut bands = Vec::with_capacity(columns);
+    let mut column = Vec::with_capacity(list.len());
+    for k in 0..columns {
+        column.clear();
+        column.extend(list.iter().map(|s| s.values[k]));
+        bands.push((
+            super::combine::percentile(&column, low_n, false),
+            super::combine::percentile(&column, high_n, false),
+        ));
+    }
+    Ok(list
+        .into_iter()
+        .filter(|s| {
+            s.values.iter().enumerate().any(|(k, &v)| {
+                bands
+                    .get(k)
+                    .is_none_or(|&(low, high)| !inside(low, v, high))
+            })
+        })
+        .collect())
 }
 
 /// Zero-pads digit runs to 10 places (graphite-web's natural sort key).

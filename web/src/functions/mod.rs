@@ -56,6 +56,8 @@ pub(crate) struct FunctionDef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ParamType {
     SeriesList,
+    /// reduceSeries' input, a list of series lists in graphite-web (mapSeries' output).
+    SeriesLists,
     Boolean,
     Integer,
     Float,
@@ -76,6 +78,7 @@ impl ParamType {
     fn json_name(self) -> &'static str {
         match self {
             ParamType::SeriesList => "seriesList",
+            ParamType::SeriesLists => "seriesLists",
             ParamType::Boolean => "boolean",
             ParamType::Integer => "integer",
             ParamType::Float => "float",

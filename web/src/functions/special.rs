@@ -1,8 +1,12 @@
-//! Special: consolidation settings, constant and generated series, tag queries, fallbacks.
+//! Special: consolidation settings, constant and generated series, tag queries, fallbacks,
+//! cacti-style legends.
 
-use super::{Ctx, FunctionDef, Lit, Options, Param, SERIES, T, fstr};
+use super::alias::format_units;
+use super::transform::generated;
+use super::{Args, Ctx, FunctionDef, Lit, Options, Param, SERIES, T, fstr};
+use crate::error::EvalError;
 use crate::eval::Value;
-use crate::series::{Consolidation, NULL, Series, py_float};
+use crate::series::{AggFunc, Consolidation, NULL, Series, py_float};
 
 group_constructor!(def, "Special");
 
@@ -16,6 +20,16 @@ const CONSOLIDATIONS: &[Lit] = &[
     Lit::Str("min"),
     Lit::Str("sum"),
 ];
+
+const RANDOM_WALK: FunctionDef = def(
+    "randomWalk",
+    "A generated random walk for trying things out: it starts at 0 and each point adds a uniform random step in [-0.5, 0.5).",
+    &[
+        Param::new("name", T::String).req(),
+        Param::new("step", T::Integer).default(Lit::Int(60)),
+    ],
+    random_walk,
+);
 
 const SET_XFF: FunctionDef = def(
     "setXFilesFactor",
@@ -81,6 +95,22 @@ pub(crate) const DEFS: &[FunctionDef] = &[
             let specs: Vec<String> = a.rest.iter().map(Value::py_str).collect();
             ctx.fetch_by_tags(&specs)
         },
+    ),
+    def(
+        "cactiStyle",
+        "Appends the last, maximum and minimum value to each name in aligned columns ('Current:… Max:… Min:…'). system 'si' or 'binary' writes the values with unit prefixes (k, M… or Ki, Mi…); units is appended to each value.",
+        &[
+            SERIES,
+            Param::new("system", T::String)
+                .options(Options::List(&[Lit::Str("binary"), Lit::Str("si")])),
+            Param::new("units", T::String),
+        ],
+        cacti_style,
+    ),
+    RANDOM_WALK,
+    RANDOM_WALK.alias(
+        "randomWalkFunction",
+        "A generated random walk for trying things out: it starts at 0 and each point adds a uniform random step in [-0.5, 0.5).",
     ),
     SET_XFF,
     SET_XFF.alias("xFilesFactor", "Short alias of setXFilesFactor."),
@@ -149,7 +179,7 @@ fn set_consolidation(s: &mut Series, c: Consolidation, name: &str) {
     s.rename(format!("consolidateBy({},\"{name}\")", s.name));
 }
 
-fn set_xff(ctx: &mut Ctx<'_>, a: &mut super::Args) -> Result<Vec<Series>, crate::error::EvalError> {
+fn set_xff(ctx: &mut Ctx<'_>, a: &mut Args) -> Result<Vec<Series>, EvalError> {
     let x = a.float(1).unwrap_or(0.0);
     ctx.xff = x;
     let mut l = a.list(0);
@@ -167,4 +197,89 @@ pub(crate) fn constant_line(ctx: &Ctx<'_>, value: f64) -> Series {
     s.path_expression = format!("constantLine({})", py_float(value));
     s.xff = ctx.xff;
     s
+}
+
+/// graphite-web's `cactiStyle`: columns as wide as the widest name and value texts (the value
+/// widths measured on the integer part, with 3 standing in for a missing or zero value).
+fn cacti_style(_: &mut Ctx<'_>, a: &mut Args) -> Result<Vec<Series>, EvalError> {
+    let system = a.str(1).filter(|s| !s.is_empty()).map(str::to_owned);
+    let units = a.str(2).filter(|s| !s.is_empty()).map(str::to_owned);
+    let fmt = |x: f64| -> String {
+        match (&system, &units) {
+            (Some(sys), Some(u)) => {
+                let (v, prefix) = format_units(x, sys);
+                format!("{v:.2} {prefix}{u}")
+            }
+            (Some(sys), None) => {
+                let (v, prefix) = format_units(x, sys);
+                format!("{v:.2}{prefix}")
+            }
+            (None, Some(u)) => format!("{x:.2} {u}"),
+            (None, None) => format!("{x:.2}"),
+        }
+    };
+    // Python's `int(v or 3)`: None and 0 become 3, others are truncated (+0.0 turns -0 into 0).
+    let width_of = |v: f64| -> usize {
+        let int = if v.is_nan() || v == 0.0 {
+            3.0
+        } else {
+            v.trunc() + 0.0
+        };
+        fmt(int).chars().count()
+    };
+    let mut l = a.list(0);
+    let stats: Vec<[f64; 3]> = l
+        .iter()
+        .map(|s| [AggFunc::Last, AggFunc::Max, AggFunc::Min].map(|f| f.apply(&s.values)))
+        .collect();
+    let name_len = l.iter().map(|s| s.name.chars().count()).max().unwrap_or(0);
+    let col = |i: usize| stats.iter().map(|st| width_of(st[i])).max().unwrap_or(0) + 3;
+    let (last_len, max_len, min_len) = (col(0), col(1), col(2));
+    let text = |v: f64| if v.is_nan() { "nan".to_owned() } else { fmt(v) };
+    for (s, [last, max, min]) in l.iter_mut().zip(stats) {
+        s.name = format!(
+            "{:<name_len$} Current:{:<last_len$} Max:{:<max_len$} Min:{:<min_len$} ",
+            s.name,
+            text(last),
+            text(max),
+            text(min)
+        );
+    }
+    Ok(l)
+}
+
+/// graphite-web's `randomWalkFunction`: the value before each step's increment.
+fn random_walk(ctx: &mut Ctx<'_>, a: &mut Args) -> Result<Vec<Series>, EvalError> {
+    let name = a.str(0).unwrap_or("randomWalk").to_owned();
+    let mut rng = Uniform::seeded();
+    let mut current = 0.0;
+    Ok(vec![generated(ctx, &name, a.int(1).unwrap_or(60), |_| {
+        let v = current;
+        current += rng.sample() - 0.5;
+        v
+    })])
+}
+
+/// Uniform floats in [0, 1) for randomWalk: SplitMix64, seeded per call from the standard
+/// library's randomly keyed hasher (test data needs no cryptographic source or dependency).
+struct Uniform(u64);
+
+impl Uniform {
+    fn seeded() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        Uniform(
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish(),
+        )
+    }
+
+    fn sample(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
 }

@@ -999,7 +999,7 @@ fn sample_arg(p: &super::Param, series: &str) -> String {
         return format!("'{s}'");
     }
     match p.ty {
-        ParamType::SeriesList => series.to_owned(),
+        ParamType::SeriesList | ParamType::SeriesLists => series.to_owned(),
         ParamType::Integer | ParamType::Node | ParamType::IntOrInf => "1".into(),
         ParamType::Float => "0.5".into(),
         ParamType::Boolean => "false".into(),
@@ -1034,6 +1034,8 @@ fn every_function_survives_empty_mismatched_and_null_input() {
         "verticalLine",
         "fallbackSeries",
         "applyByNode",
+        "randomWalk",
+        "randomWalkFunction",
     ];
     for def in super::all() {
         for input in ["nothing.*", "group(a.b.c1, s30.m)", "group(a.b.*, empty.e)"] {
@@ -1167,4 +1169,348 @@ fn holt_winters_and_linear_regression() {
         &[(name.as_str(), &[0.0, 1.0, 2.0, 3.0, 4.0])],
     );
     check("linearRegression(empty.e)", &[]);
+}
+
+/// Evaluates over `[start, end)` of `src` (now = end).
+fn eval_over(src: &MemorySource, target: &str, start: i64, end: i64) -> Vec<Series> {
+    let expr = parse_target(target, 64).unwrap_or_else(|e| panic!("{target}: {e}"));
+    let mut ctx = Ctx::new(src, start, end, end, TimeZone::UTC, limits());
+    ctx.evaluate_targets(&[expr])
+        .unwrap_or_else(|e| panic!("{target}: {e}"))
+}
+
+#[test]
+fn percentile_band_filters() {
+    // Constants 2, 4, 6, 8, 10: with n = 30 (or 70) the band runs from the 30th percentile (4)
+    // to the 70th (10), exclusive, so only the series always strictly inside (6, 8) go.
+    let five = "a.x.c1, scale(a.x.c1, 2), scale(a.x.c1, 3), scale(a.x.c1, 4), scale(a.x.c1, 5)";
+    let kept = ["a.x.c1", "scale(a.x.c1,2)", "scale(a.x.c1,5)"];
+    assert_eq!(
+        names(&format!("removeBetweenPercentile(group({five}), 30)")),
+        kept
+    );
+    assert_eq!(
+        names(&format!("removeBetweenPercentile(group({five}), 70)")),
+        kept
+    );
+    // A null is never inside the band: the 7-series with a gap is kept, the 8-series is not.
+    assert_eq!(
+        names(
+            "removeBetweenPercentile(group(a.x.c1, scale(a.x.c1, 2), offset(scale(a.b.c1, 0), 7), \
+             scale(a.x.c1, 4), scale(a.x.c1, 5)), 30)"
+        ),
+        [
+            "a.x.c1",
+            "scale(a.x.c1,2)",
+            "offset(scale(a.b.c1,0),7)",
+            "scale(a.x.c1,5)"
+        ]
+    );
+    // Positions, not timestamps: the longer 30 s series has values past the common columns,
+    // which have no band and count as outside; it takes part in the bands it reaches.
+    assert_eq!(
+        names(&format!(
+            "removeBetweenPercentile(group({five}, s30.m), 30)"
+        )),
+        [
+            "a.x.c1",
+            "scale(a.x.c1,2)",
+            "scale(a.x.c1,4)",
+            "scale(a.x.c1,5)",
+            "s30.m"
+        ]
+    );
+    check("removeBetweenPercentile(nothing.*, 30)", &[]);
+    // The values themselves are untouched.
+    check(
+        "removeBetweenPercentile(group(a.b.c1, a.b.c2), 50)",
+        &[
+            ("a.b.c1", &[1.0, 2.0, N, 4.0, 5.0]),
+            ("a.b.c2", &[10.0, N, 30.0, 40.0, 50.0]),
+        ],
+    );
+
+    // Averages 2, 3, 32.5, 3.4, 1.26: band (2, 32.5) for n = 30 or 70.
+    let avgs = "a.x.c1, a.b.c1, a.b.c2, counter, halves";
+    let outside = ["a.x.c1", "a.b.c2", "halves"];
+    assert_eq!(
+        names(&format!("averageOutsidePercentile(group({avgs}), 30)")),
+        outside
+    );
+    assert_eq!(
+        names(&format!("averageOutsidePercentile(group({avgs}), 70)")),
+        outside
+    );
+    // A series without values has no average: it is not inside the band.
+    assert_eq!(
+        names(&format!(
+            "averageOutsidePercentile(group({avgs}, empty.e), 30)"
+        )),
+        ["a.x.c1", "a.b.c2", "halves", "empty.e"]
+    );
+    // Steps do not matter (each series' own average): s30.m (average 1) moves the band to
+    // (2, 3.4), which drops only a.b.c1.
+    assert_eq!(
+        names(&format!(
+            "averageOutsidePercentile(group({avgs}, s30.m), 30)"
+        )),
+        ["a.x.c1", "a.b.c2", "counter", "halves", "s30.m"]
+    );
+    check("averageOutsidePercentile(nothing.*, 30)", &[]);
+}
+
+#[test]
+fn cacti_style_legends() {
+    // Expected names are graphite-web 1.1.10's cactiStyle on the same values.
+    assert_eq!(
+        names("cactiStyle(group(a.b.c1, a.b.c2))"),
+        [
+            "a.b.c1 Current:5.00     Max:5.00     Min:1.00     ",
+            "a.b.c2 Current:50.00    Max:50.00    Min:10.00    "
+        ]
+    );
+    assert_eq!(
+        names("cactiStyle(scale(a.b.c2, 1000), 'si', 'b')"),
+        ["scale(a.b.c2,1000) Current:50.00 kb    Max:50.00 kb    Min:10.00 kb    "]
+    );
+    assert_eq!(
+        names("cactiStyle(scale(a.b.c2, 1024), 'binary')"),
+        ["scale(a.b.c2,1024) Current:50.00Ki    Max:50.00Ki    Min:10.00Ki    "]
+    );
+    assert_eq!(
+        names("cactiStyle(a.x.c1, units='ms')"),
+        ["a.x.c1 Current:2.00 ms    Max:2.00 ms    Min:2.00 ms    "]
+    );
+    let src = source();
+    src.insert("zero", 60, [(T0, 0.0), (T0 + 60, -0.5)]);
+    src.insert("big", 60, [(T0, 123_456_789.0), (T0 + 60, -2.0)]);
+    let names_over = |t: &str| -> Vec<String> {
+        eval_over(&src, t, T0 - 60, T0 + 240)
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
+    };
+    // Nulls: no value prints nan; widths take 3 for a missing or zero value.
+    assert_eq!(
+        names_over("cactiStyle(group(a.b.c1, empty.e, zero))"),
+        [
+            "a.b.c1  Current:5.00    Max:5.00    Min:1.00    ",
+            "empty.e Current:nan     Max:nan     Min:nan     ",
+            "zero    Current:-0.50   Max:0.00    Min:-0.50   "
+        ]
+    );
+    // Widths are measured on the integer part of each value.
+    assert_eq!(
+        names_over("cactiStyle(group(halves, big), 'si')"),
+        [
+            "halves Current:2.67     Max:2.67       Min:-0.50    ",
+            "big    Current:-2.00    Max:123.46M    Min:-2.00    "
+        ]
+    );
+    // Only the name changes.
+    let s = &eval("cactiStyle(a.b.c1)")[0];
+    assert_eq!(s.tags["name"], "a.b.c1");
+    assert_eq!(s.path_expression, "a.b.c1");
+    check("cactiStyle(nothing.*)", &[]);
+    assert!(matches!(
+        err("cactiStyle(a.b.c1, 'metric')"),
+        EvalError::ParamOption { .. }
+    ));
+}
+
+#[test]
+fn compress_periodic_gaps() {
+    // Expected series are graphite-web 1.1.10's _compressPeriodicGaps on the same values.
+    let src = source();
+    let base = T0 + 6000;
+    let put = |name: &str, vals: &[f64]| {
+        src.insert(
+            name,
+            60,
+            vals.iter()
+                .enumerate()
+                .filter(|(_, v)| !v.is_nan())
+                .map(|(i, v)| (base + i as i64 * 60, *v))
+                .collect::<Vec<_>>(),
+        );
+    };
+    put(
+        "p.one",
+        &[N, 1.0, N, N, 2.0, N, N, 3.0, N, N, 4.0, N, N, 5.0, N],
+    );
+    // A value at index 0 is passed over by the detection (graphite-web's firstSeen test).
+    put(
+        "p.first",
+        &[1.0, N, N, 2.0, N, N, 3.0, N, N, 4.0, N, N, 5.0, N, N],
+    );
+    // 0 counts as missing while detecting.
+    put(
+        "p.zero",
+        &[N, 0.0, N, N, 2.0, N, N, 3.0, N, N, 4.0, N, N, 5.0, N],
+    );
+    let over = |t: &str| eval_over(&src, t, base - 60, base + 14 * 60);
+    let got = over("compressPeriodicGaps(p.one)");
+    assert_eq!(got[0].name, "compressPeriodicGaps(p.one)");
+    assert_eq!(
+        (got[0].start, got[0].end, got[0].step),
+        (base + 60, base + 780, 180)
+    );
+    assert_eq!(got[0].values, [1.0, 2.0, 3.0, 4.0, 5.0]);
+    assert_eq!(got[0].path_expression, "compressPeriodicGaps(p.one)");
+    assert_eq!(got[0].tags["name"], "p.one");
+    let got = over("compressPeriodicGaps(p.first)");
+    assert_eq!(
+        (got[0].start, got[0].end, got[0].step),
+        (base + 180, base + 720, 180)
+    );
+    assert_eq!(got[0].values, [2.0, 3.0, 4.0, 5.0]);
+    let got = over("compressPeriodicGaps(p.zero)");
+    assert_eq!(
+        (got[0].start, got[0].end, got[0].step),
+        (base + 240, base + 780, 180)
+    );
+    assert_eq!(got[0].values, [2.0, 3.0, 4.0, 5.0]);
+    // Too short to confirm the period (graphite-web needs a value after the third one).
+    let short = eval_over(
+        &src,
+        "compressPeriodicGaps(p.one)",
+        base - 60,
+        base + 7 * 60,
+    );
+    assert_eq!((short[0].start, short[0].step), (base, 60));
+    assert_eq!(short[0].values.len(), 8);
+    // No period: values and timing kept, only the name changes.
+    check(
+        "compressPeriodicGaps(a.b.c1)",
+        &[("compressPeriodicGaps(a.b.c1)", &[1.0, 2.0, N, 4.0, 5.0])],
+    );
+    check(
+        "compressPeriodicGaps(empty.e)",
+        &[("compressPeriodicGaps(empty.e)", &[N; 5])],
+    );
+    check("compressPeriodicGaps(nothing.*)", &[]);
+    // Series of different steps are handled one by one.
+    let both = over("compressPeriodicGaps(group(p.one, s30.m))");
+    assert_eq!((both[0].step, both[1].step), (180, 30));
+}
+
+#[test]
+fn map_and_reduce_series() {
+    // mapSeries: groups by key in order of first appearance, one after another.
+    assert_eq!(names("mapSeries(a.*.*, 2)"), ["a.b.c1", "a.x.c1", "a.b.c2"]);
+    assert_eq!(names("map(a.*.*, 1)"), ["a.b.c1", "a.b.c2", "a.x.c1"]);
+    assert_eq!(
+        names("mapSeries(seriesByTag('name=disk.used'), 'dc')"),
+        [
+            "disk.used;dc=east;host=db1",
+            "disk.used;dc=east;host=web1",
+            "disk.used;dc=west;host=web2"
+        ]
+    );
+    check("mapSeries(nothing.*, 1)", &[]);
+
+    check(
+        "reduceSeries(mapSeries(a.b.*, 1), 'divideSeries', 2, 'c1', 'c2')",
+        &[("a.b.reduce.divideSeries", &[0.1, N, N, 0.1, 0.1])],
+    );
+    let s = &eval("reduce(map(a.b.*, 1), 'asPercent', 2, 'c1', 'c2')")[0];
+    assert_eq!(s.name, "a.b.reduce.asPercent");
+    // The reducing function's tags stay (graphite-web renames only).
+    assert_eq!(s.tags["name"], "asPercent(a.b.c1,a.b.c2)");
+    // Arguments follow the matchers' order; a negative node counts from the end. diffSeries
+    // rows: 10-1, then only c1 (2), then only c2 (30), …
+    check(
+        "reduceSeries(a.b.*, 'diffSeries', -1, 'c2', 'c1')",
+        &[("a.b.reduce.diffSeries", &[9.0, 2.0, 30.0, 36.0, 45.0])],
+    );
+    // Each prefix is reduced separately.
+    assert_eq!(
+        names("reduceSeries(mapSeries(a.*.*, 1), 'sumSeries', 2, 'c1')"),
+        ["a.b.reduce.sumSeries", "a.x.reduce.sumSeries"]
+    );
+    // Mismatched steps: the reducing function normalises as usual.
+    let reduced = eval(
+        "reduceSeries(group(a.x.c1, aliasSub(s30.m, 's30.m', 'a.x.c2')), 'sumSeries', 2, 'c1', 'c2')",
+    );
+    let direct = eval("sumSeries(a.x.c1, s30.m)");
+    assert_eq!(reduced[0].name, "a.x.reduce.sumSeries");
+    assert_eq!(
+        (reduced[0].start, reduced[0].step, reduced[0].values.len()),
+        (direct[0].start, 60, direct[0].values.len())
+    );
+    assert_eq!(reduced[0].values, direct[0].values);
+    check("reduceSeries(nothing.*, 'sumSeries', 1, 'x')", &[]);
+    // A function that is never called need not exist.
+    check("reduceSeries(a.b.*, 'nope', 2, 'zz')", &[]);
+    // Where graphite-web raises (500), a 400 naming the case.
+    assert!(matches!(
+        err("reduceSeries(mapSeries(a.*.*, 1), 'asPercent', 2, 'c1', 'c2')"),
+        EvalError::Input { .. }
+    ));
+    assert!(matches!(
+        err("reduceSeries(a.b.*, 'sumSeries', 5, 'c1')"),
+        EvalError::Input { .. }
+    ));
+    assert!(matches!(
+        err("reduceSeries(a.b.*, 'nope', 2, 'c1')"),
+        EvalError::UnknownFunction { .. }
+    ));
+    assert!(matches!(
+        err("mapSeries(a.b.*)"),
+        EvalError::MissingParam { .. }
+    ));
+}
+
+#[test]
+fn random_walk() {
+    for target in ["randomWalk('walk')", "randomWalkFunction('walk')"] {
+        let got = eval(target);
+        assert_eq!(got.len(), 1);
+        let w = &got[0];
+        assert_eq!(w.name, "walk");
+        assert_eq!(w.tags["name"], "walk");
+        assert_eq!((w.start, w.end, w.step), (T0 - 60, T0 + 240, 60));
+        assert_eq!(w.values.len(), 5);
+        assert_eq!(w.values[0], 0.0);
+        for pair in w.values.windows(2) {
+            let d = pair[1] - pair[0];
+            assert!((-0.5..0.5).contains(&d), "step {d}");
+        }
+    }
+    let w = &eval("randomWalk('walk', 120)")[0];
+    assert_eq!((w.step, w.values.len()), (120, 3));
+    // Random: two walks differ.
+    assert_ne!(
+        eval_over(&source(), "randomWalk('a')", T0, T0 + 6000)[0].values,
+        eval_over(&source(), "randomWalk('a')", T0, T0 + 6000)[0].values
+    );
+}
+
+#[test]
+fn alias_query() {
+    check(
+        "aliasQuery(a.x.c1, 'x', 'b', 'last %d')",
+        &[("last 5", &[2.0; 5])],
+    );
+    // The generated query may be any target; %s prints Python's str() of the value.
+    assert_eq!(
+        names(r"aliasQuery(a.b.c1, '^(.*)$', 'scale(\1, 2)', '%s units')"),
+        ["10.0 units"]
+    );
+    assert_eq!(
+        names(r"aliasQuery(a.b.c*, 'a\.b\.(c\d)', 'a.x.c1', '%.1f')"),
+        ["2.0", "2.0"]
+    );
+    let s = &eval("aliasQuery(a.x.c1, 'x', 'b', 'v%d')")[0];
+    assert_eq!(s.tags["name"], "a.x.c1");
+    check("aliasQuery(nothing.*, 'x', 'b', '%d')", &[]);
+    // Errors graphite-web raises too: no series, no last value, bad format.
+    for target in [
+        "aliasQuery(a.x.c1, 'x', 'nothing', '%d')",
+        "aliasQuery(a.b.c1, 'a.b.c1', 'empty.e', '%d')",
+        "aliasQuery(a.x.c1, 'x', 'b', 'no placeholder')",
+        "aliasQuery(a.x.c1, 'x', 'b', '%x')",
+    ] {
+        assert!(matches!(err(target), EvalError::Input { .. }), "{target}");
+    }
 }

@@ -907,6 +907,21 @@ pub(crate) const DEFS: &[FunctionDef] = &[
             Ok(l)
         },
     ),
+    def(
+        "compressPeriodicGaps",
+        "For series written less often than their step (a value, then regular runs of nulls): guesses the real interval from the first values and re-buckets to it keeping the last value of each bucket. Series without such a pattern keep their values.",
+        ONLY_SERIES,
+        |_, a| {
+            let mut l = a.list(0);
+            for s in &mut l {
+                s.rename(format!("compressPeriodicGaps({})", s.name));
+                if let Some(c) = compress_periodic_gaps(s) {
+                    *s = c;
+                }
+            }
+            Ok(l)
+        },
+    ),
     TIME,
     TIME.alias(
         "timeFunction",
@@ -1031,6 +1046,44 @@ pub(crate) fn summarize_values(
     (out, t)
 }
 
+/// graphite-web's `_compressPeriodicGaps`: the compressed series, or `None` when no period is
+/// detected. Like graphite-web it tests values for truth, so a 0 counts as missing when
+/// detecting, and a value at index 0 is passed over.
+fn compress_periodic_gaps(s: &Series) -> Option<Series> {
+    let truthy = |v: f64| !v.is_nan() && v != 0.0;
+    let (mut first_seen, mut second_seen) = (0usize, 0usize);
+    for (i, &v) in s.values.iter().enumerate() {
+        if truthy(v) {
+            if first_seen > 0 {
+                second_seen = i;
+                break;
+            }
+            first_seen = i;
+        }
+    }
+    let guess = second_seen.checked_sub(first_seen).filter(|&g| g > 1)?;
+    let third = second_seen + guess;
+    let len = s.values.len();
+    let periodic = third + 2 <= len
+        && truthy(s.values[third])
+        && s.values[third - 1].is_nan()
+        && s.values[third + 1].is_nan();
+    if !periodic {
+        return None;
+    }
+    let interval = guess as i64 * s.step;
+    let new_start = s.start + first_seen as i64 * s.step;
+    let (values, _) = summarize_values(s, AggFunc::Last, interval, new_start, s.end);
+    let new_end = new_start + interval * (values.len() as i64 - 1);
+    // A new TimeSeries in graphite-web: name, tags, path expression, consolidation and
+    // xFilesFactor carry over; graph options do not.
+    let mut out = s.derive(s.name.clone(), values);
+    out.start = new_start;
+    out.end = new_end;
+    out.step = interval;
+    Some(out)
+}
+
 fn hitcount(s: Series, interval: i64, text: &str, align: bool) -> Series {
     let step = s.step;
     let bucket_count = ((s.end - s.start) as f64 / interval as f64).ceil().max(0.0) as usize;
@@ -1089,7 +1142,8 @@ fn hitcount(s: Series, interval: i64, text: &str, align: bool) -> Series {
     out
 }
 
-fn generated(ctx: &Ctx<'_>, name: &str, step: i64, f: impl Fn(i64) -> f64) -> Series {
+/// A series over the request window at `step` (at least 1 s) with `f(timestamp)` as values.
+pub(crate) fn generated(ctx: &Ctx<'_>, name: &str, step: i64, f: impl FnMut(i64) -> f64) -> Series {
     let step = step.max(1);
     let values = (ctx.start..ctx.end).step_by(step as usize).map(f).collect();
     let mut s = Series::new(name, ctx.start, ctx.end, step, values);
