@@ -221,17 +221,43 @@ pub(crate) fn fetched(file: &serde_json::Value, i: usize) -> Vec<(i64, String)> 
 // ---------------------------------------------------------------------------------------------
 // Etsy StatsD's graphite backend -> charcoal carbon
 
-#[test]
-fn etsy_statsd_graphite_backend_feeds_charcoal() {
-    if !interop_enabled() {
-        return;
-    }
+/// Starts Etsy's StatsD flushing every 2 s to Carbon on this host (`graphite`: the port
+/// settings) with deleteIdleStats, so a metric is flushed once, in the interval its input
+/// arrived (each file holds one point) and rates differ from counts. Returns once its first
+/// flush (its own metrics, sent even when idle) is in our files, with its UDP port.
+pub(crate) fn start_etsy_statsd(dir: &Path, data: &Path, graphite: &str) -> (Peer, u16) {
     let stats_js = node_dir().join("node_modules/statsd/stats.js");
     assert!(
         stats_js.exists(),
         "CHARCOAL_INTEROP=1 but {} is missing (run .ci/setup-statsd.sh)",
         stats_js.display()
     );
+    let statsd_port = free_udp_port();
+    let config = format!(
+        "{{ port: {statsd_port}, address: '127.0.0.1', mgmt_port: {}, \
+         mgmt_address: '127.0.0.1', flushInterval: 2000, graphiteHost: '127.0.0.1', \
+         {graphite}, deleteIdleStats: true, automaticConfigReload: false }}\n",
+        free_tcp_port()
+    );
+    let config_path = dir.join("etsy.js");
+    std::fs::write(&config_path, config).unwrap();
+    let mut etsy = spawn_logged(
+        "etsy statsd",
+        Command::new("node").arg(&stats_js).arg(&config_path),
+        dir.join("etsy.log"),
+    );
+    wait_until(20, "etsy statsd's first flush in our files", || {
+        etsy.assert_running();
+        data.join("statsd/numStats.wsp").exists()
+    });
+    (etsy, statsd_port)
+}
+
+#[test]
+fn etsy_statsd_graphite_backend_feeds_charcoal() {
+    if !interop_enabled() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // One-second slots: each Etsy flush has its own timestamp.
@@ -242,29 +268,8 @@ fn etsy_statsd_graphite_backend_feeds_charcoal() {
             ("CHARCOAL_STORE__FLUSH_INTERVAL", "100ms"),
         ],
     );
-    let statsd_port = free_udp_port();
-    let mgmt_port = free_tcp_port();
-    // deleteIdleStats: a metric is flushed once, in the interval its input arrived, so each of
-    // our files holds exactly one point. 2 s flushes make rates differ from counts.
-    let config = format!(
-        "{{ port: {statsd_port}, address: '127.0.0.1', mgmt_port: {mgmt_port}, \
-         mgmt_address: '127.0.0.1', flushInterval: 2000, graphiteHost: '127.0.0.1', \
-         graphitePort: {}, deleteIdleStats: true, automaticConfigReload: false }}\n",
-        carbon.port()
-    );
-    let config_path = dir.path().join("etsy.js");
-    std::fs::write(&config_path, config).unwrap();
-    let mut etsy = spawn_logged(
-        "etsy statsd",
-        Command::new("node").arg(&stats_js).arg(&config_path),
-        dir.path().join("etsy.log"),
-    );
-    // Etsy flushes its own metrics even when idle; once one reached our files, its UDP
-    // server is up and its graphite backend talks to us.
-    wait_until(20, "etsy statsd's first flush in our files", || {
-        etsy.assert_running();
-        data.join("statsd/numStats.wsp").exists()
-    });
+    let graphite = format!("graphitePort: {}", carbon.port());
+    let (mut etsy, statsd_port) = start_etsy_statsd(dir.path(), &data, &graphite);
     // One datagram, so that all of it lands in one flush interval.
     let input = "interop.count:5|c\ninterop.count:3|c\ninterop.count:1|c|@0.5\n\
                  interop.t:100|ms\ninterop.t:300|ms\ninterop.t:200|ms\n\

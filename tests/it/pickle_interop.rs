@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::carbon_interop::{
-    bits, carbon_venv, fetched, free_tcp_port, free_udp_port, node_dir, spawn_logged,
-    start_charcoal, stop_charcoal, unix_now, wait_until, whisper_dump, whisper_python,
+    bits, carbon_venv, fetched, free_tcp_port, spawn_logged, start_charcoal, start_etsy_statsd,
+    stop_charcoal, unix_now, wait_until, whisper_dump, whisper_python,
 };
 use crate::support::{Server, address, interop_enabled};
 
@@ -127,35 +127,14 @@ fn etsy_statsd_pickle_backend_feeds_charcoal() {
         return;
     }
     whisper_python();
-    let stats_js = node_dir().join("node_modules/statsd/stats.js");
-    assert!(
-        stats_js.exists(),
-        "CHARCOAL_INTEROP=1 but {} is missing (run .ci/setup-statsd.sh)",
-        stats_js.display()
-    );
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (server, pickle_port) =
         start_with_pickle(&data, &[("CHARCOAL_STORE__DEFAULT_RETENTION", "1s:10m")]);
-    let statsd_port = free_udp_port();
-    let config = format!(
-        "{{ port: {statsd_port}, address: '127.0.0.1', mgmt_port: {}, \
-         mgmt_address: '127.0.0.1', flushInterval: 2000, graphiteHost: '127.0.0.1', \
-         graphitePort: 1, graphitePicklePort: {pickle_port}, graphiteProtocol: 'pickle', \
-         deleteIdleStats: true, automaticConfigReload: false }}\n",
-        free_tcp_port()
-    );
-    let config_path = dir.path().join("etsy.js");
-    std::fs::write(&config_path, config).unwrap();
-    let mut etsy = spawn_logged(
-        "etsy statsd",
-        Command::new("node").arg(&stats_js).arg(&config_path),
-        dir.path().join("etsy.log"),
-    );
-    wait_until(20, "etsy statsd's first pickled flush in our files", || {
-        etsy.assert_running();
-        data.join("statsd/numStats.wsp").exists()
-    });
+    // The plaintext port is one nobody listens on: everything must come by pickle.
+    let graphite =
+        format!("graphitePort: 1, graphitePicklePort: {pickle_port}, graphiteProtocol: 'pickle'");
+    let (mut etsy, statsd_port) = start_etsy_statsd(dir.path(), &data, &graphite);
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .send_to(
