@@ -2,8 +2,9 @@
 //!
 //! A running process listens on a Unix socket (`[ops] handoff_socket`, by default
 //! `.charcoal.sock` in the data directory). A new process started with the same configuration
-//! connects to it first, asks for the sockets, receives them (SCM_RIGHTS) and serves them;
-//! the old process then stops as on SIGTERM, draining what it has already read. The kernel
+//! connects to it first, asks for the sockets, receives them (SCM_RIGHTS), starts serving
+//! them and confirms; only then does the old process stop as on SIGTERM, draining what it has
+//! already read. A new process that fails before confirming leaves the old one serving. The kernel
 //! sockets never close in between, so no datagram in a receive buffer and no connection in an
 //! accept queue is lost, which SO_REUSEPORT alone cannot promise (a socket leaving a reuseport
 //! group drops what is queued on it). Sockets bound without a running predecessor still get
@@ -21,6 +22,10 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 use tokio_util::sync::CancellationToken;
 
 const REQUEST: &[u8] = b"charcoal-handoff 1\n";
+/// The successor's word that it serves the sockets (the predecessor may stop).
+const CONFIRM: &[u8] = b"serving\n";
+/// How long a predecessor waits for that word before it goes on serving alone.
+const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// The kernel passes at most this many descriptors in one message (SCM_MAX_FD).
 const MAX_FDS: usize = 253;
 
@@ -28,6 +33,8 @@ const MAX_FDS: usize = 253;
 #[derive(Default)]
 pub struct Inherited {
     sockets: Vec<(String, OwnedFd)>,
+    /// The connection to the previous process, until this one confirms it serves.
+    predecessor: Option<UnixStream>,
 }
 
 /// The sockets this process serves (duplicates, for handing them on).
@@ -69,6 +76,21 @@ impl Inherited {
     /// Names left over (not taken): logged, then closed.
     pub fn leftovers(&self) -> Vec<String> {
         self.sockets.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Whether these sockets came from a running predecessor still waiting to stop.
+    pub fn has_predecessor(&self) -> bool {
+        self.predecessor.is_some()
+    }
+
+    /// Tells the predecessor that this process serves now: it stops and drains.
+    pub fn confirm(&mut self) {
+        if let Some(mut stream) = self.predecessor.take() {
+            use std::io::Write;
+            if let Err(e) = stream.write_all(CONFIRM) {
+                tracing::warn!(error = %e, "could not tell the previous process to stop");
+            }
+        }
     }
 }
 
@@ -130,11 +152,13 @@ pub fn request(path: &Path) -> Result<Option<Inherited>> {
     }
     Ok(Some(Inherited {
         sockets: names.into_iter().zip(fds).collect(),
+        predecessor: Some(stream),
     }))
 }
 
-/// Listens on `path` for a successor. On a request it sends every socket of `inventory`,
-/// then cancels `replaced` (the cue for this process to stop) and stops listening.
+/// Listens on `path` for a successor. On a request it sends every socket of `inventory`; when
+/// the successor confirms it serves them, cancels `replaced` (the cue for this process to
+/// stop) and stops listening. Without a confirmation it keeps serving and listening.
 pub fn serve(
     path: PathBuf,
     inventory: Arc<Mutex<Inventory>>,
@@ -165,20 +189,37 @@ pub fn serve(
                 }
                 let stream = stream.into_std()?;
                 stream.set_nonblocking(false)?;
-                let inventory = inventory.lock().unwrap_or_else(|p| p.into_inner());
-                send(&stream, &inventory)
+                let count = {
+                    let inventory = inventory.lock().unwrap_or_else(|p| p.into_inner());
+                    send(&stream, &inventory)?
+                };
+                tracing::info!(
+                    sockets = count,
+                    "handed the listening sockets to a new process"
+                );
+                stream.set_nonblocking(true)?;
+                let mut stream = tokio::net::UnixStream::from_std(stream)?;
+                let mut word = [0u8; CONFIRM.len()];
+                tokio::time::timeout(CONFIRM_TIMEOUT, stream.read_exact(&mut word))
+                    .await
+                    .context("no word from the new process")?
+                    .context("the new process went away before serving")?;
+                if word != CONFIRM {
+                    bail!("the new process said something else than that it serves");
+                }
+                Ok(count)
             }
             .await;
             match handed {
-                Ok(count) => {
-                    tracing::info!(
-                        sockets = count,
-                        "handed the listening sockets to a new process; stopping"
-                    );
+                Ok(_) => {
+                    tracing::info!("the new process serves the sockets; stopping");
                     replaced.cancel();
                     break;
                 }
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "handoff request failed"),
+                Err(e) => tracing::warn!(
+                    error = %format!("{e:#}"),
+                    "handoff did not complete; still serving"
+                ),
             }
         }
         // A successor binds the path next; ours is gone either way.
@@ -235,6 +276,11 @@ mod tests {
             .unwrap()
             .unwrap()
             .expect("a running process answers");
+        // The predecessor stops only once the successor says it serves.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!replaced.is_cancelled());
+        assert!(inherited.has_predecessor());
+        inherited.confirm();
         task.await.unwrap();
         assert!(replaced.is_cancelled());
         assert!(!path.exists());
@@ -254,6 +300,47 @@ mod tests {
         assert_eq!(accepted.peer_addr().unwrap(), client.local_addr().unwrap());
         // A socket asked for at another address is not used.
         assert!(inherited.tcp("nope", tcp_addr).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_successor_that_fails_before_serving_leaves_the_predecessor_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.sock");
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut inventory = Inventory::default();
+        inventory.add("carbon.tcp", &tcp).unwrap();
+        let replaced = CancellationToken::new();
+        let shutdown = CancellationToken::new();
+        let task = serve(
+            path.clone(),
+            Arc::new(Mutex::new(inventory)),
+            replaced.clone(),
+            shutdown.clone(),
+        )
+        .unwrap();
+        // A successor that takes the sockets and dies without confirming.
+        let requested = path.clone();
+        let failed = tokio::task::spawn_blocking(move || request(&requested))
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("a running process answers");
+        drop(failed);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            !replaced.is_cancelled(),
+            "the predecessor must keep serving"
+        );
+        // A later successor can still take over.
+        let requested = path.clone();
+        let mut second = tokio::task::spawn_blocking(move || request(&requested))
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("the predecessor still answers");
+        second.confirm();
+        task.await.unwrap();
+        assert!(replaced.is_cancelled());
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod config;
 mod handoff;
 mod listen;
 mod logging;
+mod notify;
 mod ops;
 mod serve;
 mod signals;

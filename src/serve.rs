@@ -132,12 +132,23 @@ impl Binder {
 /// Builds the configuration again (file, environment, flags) for a SIGHUP reload.
 pub type Reread = Box<dyn Fn() -> Result<Config> + Send>;
 
+/// How this process was started (the executable's path then, and the arguments), for
+/// starting a successor on SIGUSR2: after a package upgrade the path holds the new binary.
+struct Invocation {
+    exe: PathBuf,
+    args: Vec<std::ffi::OsString>,
+}
+
 pub fn run(config: Config, parts: Parts, reread: Reread) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("charcoal-io")
         .build()?;
-    runtime.block_on(serve(config, parts, reread))
+    let invocation = Invocation {
+        exe: std::env::current_exe().context("finding this executable")?,
+        args: std::env::args_os().skip(1).collect(),
+    };
+    runtime.block_on(serve(config, parts, reread, invocation))
 }
 
 /// The running parts, in the order they are stopped.
@@ -152,7 +163,12 @@ struct Running {
     store: Option<Store>,
 }
 
-async fn serve(mut config: Config, parts: Parts, reread: Reread) -> Result<()> {
+async fn serve(
+    mut config: Config,
+    parts: Parts,
+    reread: Reread,
+    invocation: Invocation,
+) -> Result<()> {
     let mut signals = Signals::install()?;
     let token = CancellationToken::new();
     let handoff_path = handoff_path(&config, &parts);
@@ -169,7 +185,15 @@ async fn serve(mut config: Config, parts: Parts, reread: Reread) -> Result<()> {
             binder.inherited = inherited;
         }
     }
-    let (running, binder) = start(&config, &parts, &token, binder).await?;
+    let (running, mut binder) = start(&config, &parts, &token, binder).await?;
+    // Serving: under systemd this process is the main one now (after an in-place upgrade the
+    // manager must learn that before the predecessor exits), then the predecessor may stop.
+    if binder.inherited.has_predecessor() {
+        crate::notify::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
+    } else {
+        crate::notify::notify("READY=1");
+    }
+    binder.inherited.confirm();
     let leftovers = binder.inherited.leftovers();
     if !leftovers.is_empty() {
         tracing::info!(sockets = ?leftovers, "inherited sockets not used by this configuration");
@@ -195,17 +219,48 @@ async fn serve(mut config: Config, parts: Parts, reread: Reread) -> Result<()> {
                         agent.rescan_plugins();
                     }
                 }
+                Event::Upgrade if handoff.is_some() => start_successor(&invocation),
+                Event::Upgrade => tracing::warn!(
+                    "SIGUSR2 ignored: an in-place upgrade needs [ops] handoff_socket"
+                ),
             },
             _ = replaced.cancelled() => break,
         }
     }
     tracing::info!("stopping: draining sockets, flushing StatsD and the store cache");
+    crate::notify::notify("STOPPING=1");
     signals.force_exit_on_second();
     stop(running, &token).await;
     if let Some(task) = handoff {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// SIGUSR2: starts the executable again (the same path and arguments, this environment and
+/// output) as a child. It asks for our sockets over the handoff socket, serves them and
+/// confirms; then this process stops. If it fails first, this process goes on serving.
+fn start_successor(invocation: &Invocation) {
+    let spawned = std::process::Command::new(&invocation.exe)
+        .args(&invocation.args)
+        .stdin(std::process::Stdio::null())
+        .spawn();
+    match spawned {
+        Ok(mut child) => {
+            tracing::info!(pid = child.id(), exe = %invocation.exe.display(), "started a successor");
+            // Reaped here if it ends while this process still runs (it failed to take over).
+            std::thread::spawn(move || {
+                if let Ok(status) = child.wait() {
+                    tracing::warn!(%status, "the successor exited; still serving");
+                }
+            });
+        }
+        Err(e) => tracing::error!(
+            exe = %invocation.exe.display(),
+            error = %e,
+            "could not start a successor; still serving"
+        ),
+    }
 }
 
 /// Where this process offers its sockets to a successor: `[ops] handoff_socket`, by default

@@ -1,5 +1,5 @@
 //! Process signals as named events: SIGTERM and SIGINT stop gracefully (a second one exits at
-//! once), SIGHUP asks for a reload.
+//! once), SIGHUP asks for a reload, SIGUSR2 for an in-place upgrade.
 
 use anyhow::Result;
 use tokio::signal::unix::{SignalKind, signal};
@@ -11,6 +11,8 @@ pub enum Event {
     Stop,
     /// SIGHUP: reload what can change live.
     Reload,
+    /// SIGUSR2: start the executable again beside this process; it takes over the sockets.
+    Upgrade,
 }
 
 /// Signal streams, installed once at start.
@@ -18,6 +20,7 @@ pub struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -26,6 +29,7 @@ impl Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
             hup: signal(SignalKind::hangup())?,
+            usr2: signal(SignalKind::user_defined2())?,
         })
     }
 
@@ -35,6 +39,7 @@ impl Signals {
             _ = self.term.recv() => Event::Stop,
             _ = self.int.recv() => Event::Stop,
             _ = self.hup.recv() => Event::Reload,
+            _ = self.usr2.recv() => Event::Upgrade,
         }
     }
 
