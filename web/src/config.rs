@@ -1,4 +1,5 @@
-//! `[web]` configuration: listen address, limits (spec §21), time zone, CORS.
+//! `[web]` configuration: listen address, limits (spec §21), time zone, CORS, the dashboards
+//! directory and the events store.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +52,16 @@ pub struct Config {
     /// Directory of the UI's dashboards, one `<name>.json` file each; created on the first
     /// save. Relative paths are relative to the working directory.
     pub dashboards_dir: PathBuf,
+    /// JSON-lines file of the events store (`POST /events/`, `/events/get_data`, the
+    /// `events()` function; spec §17), one event per line, appended to as events arrive and
+    /// read back at start. Unset: events are disabled (posting answers 403, reading `[]`).
+    /// `charcoal serve` and `charcoal web` default it to `events.jsonl` in the store's data
+    /// directory; `"off"` there disables events.
+    pub events_file: Option<PathBuf>,
+    /// Most events kept (all are held in memory); past it posting answers 507.
+    pub events_max: usize,
+    /// Largest accepted `POST /events/` body, in bytes; past it 413.
+    pub events_max_body: usize,
 }
 
 impl Default for Config {
@@ -71,6 +82,9 @@ impl Default for Config {
             cluster_retry_delay: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             dashboards_dir: PathBuf::from("./dashboards"),
+            events_file: None,
+            events_max: 100_000,
+            events_max_body: 16 * 1024,
         }
     }
 }
@@ -95,12 +109,14 @@ impl Config {
                 reason: format!("unknown time zone '{}'", self.timezone),
             });
         }
-        let positive: [(&'static str, usize); 5] = [
+        let positive: [(&'static str, usize); 7] = [
             ("max_series", self.max_series),
             ("max_points", self.max_points),
             ("max_target_len", self.max_target_len),
             ("max_depth", self.max_depth),
             ("max_find_results", self.max_find_results),
+            ("events_max", self.events_max),
+            ("events_max_body", self.events_max_body),
         ];
         for (key, v) in positive {
             if v == 0 {
@@ -140,6 +156,16 @@ impl Config {
             return Err(ConfigError {
                 key: "dashboards_dir",
                 reason: "must not be empty".to_owned(),
+            });
+        }
+        if self
+            .events_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(ConfigError {
+                key: "events_file",
+                reason: "must not be empty (leave it unset to disable events)".to_owned(),
             });
         }
         Ok(())
@@ -193,5 +219,12 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(bad.validate().unwrap_err().key, "max_series");
+        let bad = Config {
+            events_file: Some(PathBuf::new()),
+            ..Config::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().key, "events_file");
+        let c: Config = serde_json::from_str(r#"{"events_file": "/srv/e.jsonl"}"#).unwrap();
+        assert_eq!(c.events_file, Some(PathBuf::from("/srv/e.jsonl")));
     }
 }

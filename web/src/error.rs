@@ -1,6 +1,8 @@
 //! Error types: target syntax, time specs, evaluation, data sources, and the HTTP-facing
 //! [`ApiError`] that turns them into status codes (client mistakes are 4xx, spec §5).
 
+use std::path::PathBuf;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -163,6 +165,53 @@ pub enum GraphError {
     },
 }
 
+/// Why an event could not be stored (`POST /events/`, spec §17). Answered as JSON
+/// `{"error": "..."}` like graphite-web's own event errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// No `[web] events_file`: this server keeps no events.
+    #[error("events are disabled on this server (no web.events_file)")]
+    Disabled,
+    #[error("invalid JSON body: {reason}")]
+    Json { reason: String },
+    #[error("the body must be a JSON object, got {got}")]
+    NotAnObject { got: &'static str },
+    #[error("\"what\" is required")]
+    MissingWhat,
+    #[error("\"what\" must be a string, got {got}")]
+    What { got: &'static str },
+    /// graphite-web's own wording.
+    #[error("\"tags\" must be an array or space-separated string")]
+    Tags,
+    #[error("\"when\" must be a number of seconds since the epoch (0 to 253402300799), got {got}")]
+    When { got: String },
+    #[error("event body too large (more than {limit} bytes, web.events_max_body)")]
+    TooLarge { limit: usize },
+    /// `web.events_max` events are stored already.
+    #[error("the events store is full ({limit} events, web.events_max)")]
+    Full { limit: usize },
+    #[error("could not write the events file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EventError {
+    fn status(&self) -> StatusCode {
+        match self {
+            EventError::Disabled => StatusCode::FORBIDDEN,
+            EventError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            // Not the client's mistake: the server's own bound or disk.
+            EventError::Full { .. } => StatusCode::INSUFFICIENT_STORAGE,
+            EventError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
 /// Errors of the HTTP API; each maps to one status code and a short plain-text body.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -219,6 +268,12 @@ pub enum ApiError {
         #[from]
         source: DashboardError,
     },
+    /// `/events/` errors, JSON-bodied.
+    #[error("{source}")]
+    Event {
+        #[from]
+        source: EventError,
+    },
 }
 
 impl ApiError {
@@ -240,6 +295,7 @@ impl ApiError {
                 source: GraphError::Font { .. } | GraphError::Encode { .. },
             } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Dashboard { source } => source.status(),
+            ApiError::Event { source } => source.status(),
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -266,6 +322,9 @@ impl IntoResponse for ApiError {
             tracing::debug!(error = %self, "rejected request");
         }
         let mut response = if let ApiError::TagJson { message } = &self {
+            (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+        } else if let ApiError::Event { source } = &self {
+            let message = source.to_string();
             (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
         } else {
             let mut body = self.to_string();

@@ -9,6 +9,7 @@ use std::time::Instant;
 use jiff::tz::TimeZone;
 
 use crate::error::EvalError;
+use crate::events::EventStore;
 use crate::functions::{self, FunctionDef, Param, ParamType};
 use crate::parse::{Arg, Expr};
 use crate::series::{Series, py_float};
@@ -74,6 +75,8 @@ pub(crate) struct Ctx<'a> {
     pub xff: f64,
     /// `template[name]=value` request parameters.
     pub template: BTreeMap<String, String>,
+    /// The events `events()` counts; `None` when events are disabled.
+    pub events: Option<&'a EventStore>,
     pub limits: EvalLimits,
     series_fetched: usize,
     points_fetched: usize,
@@ -99,6 +102,7 @@ impl<'a> Ctx<'a> {
             tz,
             xff: 0.0,
             template: BTreeMap::new(),
+            events: None,
             limits,
             series_fetched: 0,
             points_fetched: 0,

@@ -20,8 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::attime::{parse_at_time, zone_or};
 use crate::config::{Config, ConfigError};
-use crate::error::{ApiError, EvalError};
+use crate::error::{ApiError, EvalError, EventError};
 use crate::eval::{Ctx, EvalLimits};
+use crate::events::{self, EventStore, TagSet};
 use crate::functions;
 use crate::graph::{self, ImageFormat};
 use crate::parse::parse_target;
@@ -37,7 +38,7 @@ pub const GRAPHITE_VERSION: &str = "1.1.10";
 /// Largest accepted form body.
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
-/// Everything the handlers share: the metric source, configuration and clock.
+/// Everything the handlers share: the metric source, configuration, clock and events.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -48,6 +49,8 @@ struct Inner {
     config: Config,
     tz: TimeZone,
     clock: Box<dyn Fn() -> i64 + Send + Sync>,
+    /// The events store; `None` when `events_file` is unset (events disabled).
+    events: Option<Arc<EventStore>>,
 }
 
 impl AppState {
@@ -57,6 +60,9 @@ impl AppState {
     }
 
     /// Like [`AppState::new`] with an explicit clock returning Unix seconds (tests).
+    ///
+    /// Both read the events file (`events_file`) here; only an unreadable file is an error
+    /// (reported on the `events_file` key), bad lines in it are skipped and logged.
     pub fn with_clock(
         source: Arc<dyn MetricSource>,
         config: Config,
@@ -70,12 +76,24 @@ impl AppState {
             key: "timezone",
             reason: e.to_string(),
         })?;
+        let events = match &config.events_file {
+            Some(path) => {
+                let (store, _) =
+                    EventStore::open(path, config.events_max).map_err(|e| ConfigError {
+                        key: "events_file",
+                        reason: format!("cannot read {}: {e}", path.display()),
+                    })?;
+                Some(Arc::new(store))
+            }
+            None => None,
+        };
         Ok(AppState {
             inner: Arc::new(Inner {
                 source,
                 config,
                 tz,
                 clock: Box::new(clock),
+                events,
             }),
         })
     }
@@ -126,7 +144,12 @@ pub fn app(state: AppState) -> Router {
         .route("/tags/tagMultiSeries", post(tag_multi_series_handler))
         .route("/tags/delSeries", post(del_series_handler))
         .route("/tags/{tag}", get(tag_handler))
-        .route("/events/get_data", get(events_handler).post(events_handler))
+        .route(
+            "/events/get_data",
+            get(events_get_handler).post(events_get_handler),
+        )
+        .route("/events", post(events_post_handler))
+        .route("/events/", post(events_post_handler))
         .merge(crate::ui::routes())
         .layer(middleware::from_fn_with_state(state.clone(), cors))
         .layer(tower_http::compression::CompressionLayer::new())
@@ -454,9 +477,11 @@ async fn render_handler(State(state): State<AppState>, req: Request) -> Result<R
         timeout_ms: timeout.as_millis() as u64,
     };
     let source = request_source(&state, &p);
+    let events = state.inner.events.clone();
     let eval_tz = tz.clone();
     let task = tokio::task::spawn_blocking(move || {
         let mut ctx = Ctx::new(source.as_ref(), start, end, now, eval_tz, limits);
+        ctx.events = events.as_deref();
         ctx.xff = xff;
         ctx.template = template;
         ctx.evaluate_targets(&exprs)
@@ -1149,20 +1174,70 @@ async fn del_series_handler(req: Request) -> Result<Response, ApiError> {
 
 // ---------------------------------------------------------------- events
 
-async fn events_handler(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+/// `/events/get_data` (spec §17): events with `from <= when <= until` (defaults: the epoch
+/// and now; a reversed window is empty, as in graphite-web), filtered by `tags` and `set`.
+async fn events_get_handler(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let p = read_params(req).await?;
     let tz = zone_or(p.get("tz"), &state.inner.tz);
-    for key in ["from", "until"] {
-        if let Some(v) = p.get(key) {
-            parse_at_time(v, &tz, state.now())?;
-        }
-    }
-    // No event store yet: an empty list is a valid answer (spec §17).
-    Ok(with_jsonp(
-        "[]".to_owned(),
+    let clock = state.now();
+    let now = match p.get("now") {
+        Some(n) => parse_at_time(n, &tz, clock)?,
+        None => clock,
+    };
+    let from = match p.get("from") {
+        Some(v) => parse_at_time(v, &tz, now)?,
+        None => 0,
+    };
+    let until = match p.get("until") {
+        Some(v) => parse_at_time(v, &tz, now)?,
+        None => now,
+    };
+    let tags = p.get("tags").map(events::split_tags);
+    let set = TagSet::from_param(p.get("set"));
+    let found = match &state.inner.events {
+        Some(store) => store.find(from, until, tags.as_deref(), set),
+        // Events disabled: an empty list is a valid answer.
+        None => Vec::new(),
+    };
+    let list: Vec<serde_json::Value> = found.iter().map(|e| e.to_api_json()).collect();
+    let pretty = p.get("pretty").is_some_and(|v| !v.is_empty());
+    Ok(no_cache(with_jsonp(
+        json_text(&list, pretty),
         p.get("jsonp").filter(|s| !s.is_empty()),
         "application/json",
-    ))
+    )))
+}
+
+/// `POST /events/` with graphite-web's JSON body; 200 with an empty body once the event is
+/// in the file.
+async fn events_post_handler(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let Some(store) = state.inner.events.clone() else {
+        return Err(EventError::Disabled.into());
+    };
+    let limit = state.inner.config.events_max_body;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(EventError::TooLarge { limit }.into());
+    }
+    // Past the limit (a chunked body) reading stops with an error; a client that went away
+    // gets no answer anyway.
+    let body = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| EventError::TooLarge { limit })?;
+    let event = events::parse_post(&body, state.now())?;
+    let id = run_blocking(move || store.append(event).map_err(ApiError::from)).await?;
+    tracing::debug!(id, "event stored");
+    Ok(StatusCode::OK.into_response())
 }
 
 // ---------------------------------------------------------------- CORS

@@ -24,7 +24,8 @@
 //! (`functions`, one self-describing entry per function, also feeding `/functions`), output
 //! formats (`render`), PNG/SVG graphs (`graph`), the HTTP layer (`http`), and the browser UI
 //! with its dashboards (`ui`, `dashboards`; served at `/`, dashboards stored as JSON files in
-//! [`Config::dashboards_dir`]).
+//! [`Config::dashboards_dir`]), and Graphite events for annotations (`events`; kept in the
+//! JSON-lines file [`Config::events_file`]).
 
 mod attime;
 mod cluster;
@@ -32,6 +33,7 @@ mod config;
 mod dashboards;
 mod error;
 mod eval;
+mod events;
 mod functions;
 mod graph;
 mod http;
@@ -47,7 +49,7 @@ pub use attime::parse_time;
 pub use cluster::{ClusterError, ClusterSource, ClusterStats, source_for};
 pub use config::{Config, ConfigError};
 pub use dashboards::DashboardError;
-pub use error::{ApiError, EvalError, GraphError, ParseError, SourceError, TimeError};
+pub use error::{ApiError, EvalError, EventError, GraphError, ParseError, SourceError, TimeError};
 pub use graph::GraphRenderer;
 pub use http::{AppState, GRAPHITE_VERSION, WebServer, app, serve, serve_router};
 pub use parse::check_target;

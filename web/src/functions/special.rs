@@ -1,11 +1,12 @@
 //! Special: consolidation settings, constant and generated series, tag queries, fallbacks,
-//! cacti-style legends.
+//! cacti-style legends, event counts.
 
 use super::alias::format_units;
 use super::transform::generated;
 use super::{Args, Ctx, FunctionDef, Lit, Options, Param, SERIES, T, fstr};
 use crate::error::EvalError;
 use crate::eval::Value;
+use crate::events::split_tags;
 use crate::series::{AggFunc, Consolidation, NULL, Series, py_float};
 
 group_constructor!(def, "Special");
@@ -115,6 +116,12 @@ pub(crate) const DEFS: &[FunctionDef] = &[
     SET_XFF,
     SET_XFF.alias("xFilesFactor", "Short alias of setXFilesFactor."),
     def(
+        "events",
+        "How many events (posted to /events/) carrying every given tag happened in each second of the requested window; '*' alone counts every event. Seconds without one are null; the series consolidates by sum. Pairs well with drawAsInfinite.",
+        &[Param::new("tags", T::String).req().multi()],
+        events,
+    ),
+    def(
         "changed",
         "1 where the value differs from the previous non-null value, else 0.",
         &[SERIES],
@@ -172,6 +179,34 @@ pub(crate) const DEFS: &[FunctionDef] = &[
         )
     },
 ];
+
+/// graphite-web's `events`: a one-second series over the request window named
+/// `events("t1", "t2")`, counting the events with all the tags in each second.
+fn events(ctx: &mut Ctx<'_>, a: &mut Args) -> Result<Vec<Series>, EvalError> {
+    let args: Vec<String> = a.rest.iter().map(Value::py_str).collect();
+    let name = format!("events(\"{}\")", args.join("\", \""));
+    let tags: Option<Vec<String>> = if args == ["*"] {
+        None
+    } else {
+        Some(args.iter().flat_map(|t| split_tags(t)).collect())
+    };
+    // One point a second: bounded like fetched points (spec §21).
+    let points = usize::try_from(ctx.end - ctx.start).unwrap_or(0);
+    if points > ctx.limits.max_points {
+        return Err(EvalError::TooManyPoints {
+            count: points,
+            limit: ctx.limits.max_points,
+        });
+    }
+    let values = match ctx.events {
+        Some(store) => store.count_per_second(ctx.start, ctx.end, tags.as_deref()),
+        None => vec![NULL; points],
+    };
+    let mut s = Series::new(name, ctx.start, ctx.end, 1, values);
+    s.consolidation = Consolidation::Sum;
+    s.xff = ctx.xff;
+    Ok(vec![s])
+}
 
 fn set_consolidation(s: &mut Series, c: Consolidation, name: &str) {
     s.consolidation = c;

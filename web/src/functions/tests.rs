@@ -1036,6 +1036,7 @@ fn every_function_survives_empty_mismatched_and_null_input() {
         "applyByNode",
         "randomWalk",
         "randomWalkFunction",
+        "events",
     ];
     for def in super::all() {
         for input in ["nothing.*", "group(a.b.c1, s30.m)", "group(a.b.*, empty.e)"] {
