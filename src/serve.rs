@@ -274,6 +274,16 @@ fn handoff_path(config: &Config, parts: &Parts) -> Option<PathBuf> {
     }
 }
 
+/// The events store's file (`POST /events/`, Grafana's event annotations): `[web]
+/// events_file`, by default `events.jsonl` in the data directory; `off` disables events.
+fn events_file(config: &Config) -> Option<PathBuf> {
+    match &config.web.events_file {
+        None => Some(config.store.data_dir.join("events.jsonl")),
+        Some(path) if path.as_os_str() == "off" => None,
+        Some(path) => Some(path.clone()),
+    }
+}
+
 async fn start(
     config: &Config,
     parts: &Parts,
@@ -386,7 +396,11 @@ async fn start_parts(
         // CLUSTER_SERVERS do; without, this is the store itself.
         let source = charcoal_web::source_for(Arc::new(store.clone()), &config.web)
             .map_err(|e| config::ConfigError(format!("web.cluster_servers: {e}")))?;
-        let state = charcoal_web::AppState::new(source, config.web.clone())
+        let web_config = charcoal_web::Config {
+            events_file: events_file(config),
+            ..config.web.clone()
+        };
+        let state = charcoal_web::AppState::new(source, web_config)
             .map_err(|e| config::ConfigError(format!("web.{e}")))?;
         let router = ops::with_ops_routes(charcoal_web::app(state), Arc::clone(&observed));
         running.web = Some(charcoal_web::serve_router(

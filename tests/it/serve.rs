@@ -1,11 +1,12 @@
 //! `charcoal serve`: everything in one process on free ports; StatsD and Carbon traffic shows
-//! up in /render; SIGTERM keeps it; a restart on the same data directory serves it again.
+//! up in /render; SIGTERM keeps it; a restart on the same data directory serves it again,
+//! events posted for Grafana's annotations included.
 
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
-use crate::support::{Server, address, http_get, path_str};
+use crate::support::{Server, address, http_get, http_post, path_str};
 
 struct Stack {
     server: Server,
@@ -135,10 +136,27 @@ fn statsd_and_carbon_traffic_is_graphable_and_survives_a_restart() {
         .is_some(),
         "self metrics are stored"
     );
+    // An event for Grafana's annotations lands in the data directory's events file.
+    let (status, body) = http_post(
+        &stack.web,
+        "/events/",
+        r#"{"what": "deploy v1", "tags": ["deploy", "web"], "data": "serve test"}"#,
+    );
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert!(data.join("events.jsonl").is_file());
     stack.server.signal(libc::SIGTERM);
     assert!(stack.server.wait().success());
 
     let again = start(&data);
+    let (status, body) = http_get(&again.web, "/events/get_data?tags=deploy");
+    assert_eq!(status, 200, "{body}");
+    let events: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(events[0]["what"], "deploy v1", "{body}");
+    assert_eq!(events[0]["tags"], serde_json::json!(["deploy", "web"]));
+    assert_eq!(events[0]["id"], 1);
+    // The file is not a metric.
+    let (_, roots) = http_get(&again.web, "/metrics/find?query=*");
+    assert!(!roots.contains("events"), "{roots}");
     assert_eq!(
         rendered_sum(&again.web, "serve.carbon", "10min"),
         Some(15.0)

@@ -169,11 +169,21 @@ pub fn whisper_files(dir: &Path) -> Vec<PathBuf> {
 
 /// A minimal HTTP/1.1 GET on loopback: returns (status, body).
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http_request(addr, "GET", path, "")
+}
+
+/// A minimal HTTP/1.1 POST of `body` on loopback: returns (status, body).
+pub fn http_post(addr: &str, path: &str, body: &str) -> (u16, String) {
+    http_request(addr, "POST", path, body)
+}
+
+fn http_request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect web");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut raw = Vec::new();
