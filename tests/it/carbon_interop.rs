@@ -14,12 +14,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Server, interop_enabled, path_str, whisper_files, whisper_venv};
+use crate::support::{Server, interop_enabled, path_str, peer_port, whisper_files, whisper_venv};
 
 pub(crate) fn node_dir() -> PathBuf {
     std::env::var_os("CHARCOAL_STATSD_NODE_DIR").map_or_else(
@@ -40,22 +40,6 @@ pub(crate) fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-pub(crate) fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub(crate) fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts `charcoal carbon` on a free loopback port (TCP and UDP on the same port).
@@ -232,12 +216,12 @@ pub(crate) fn start_etsy_statsd(dir: &Path, data: &Path, graphite: &str) -> (Pee
         "CHARCOAL_INTEROP=1 but {} is missing (run .ci/setup-statsd.sh)",
         stats_js.display()
     );
-    let statsd_port = free_udp_port();
+    let statsd_port = peer_port();
     let config = format!(
         "{{ port: {statsd_port}, address: '127.0.0.1', mgmt_port: {}, \
          mgmt_address: '127.0.0.1', flushInterval: 2000, graphiteHost: '127.0.0.1', \
          {graphite}, deleteIdleStats: true, automaticConfigReload: false }}\n",
-        free_tcp_port()
+        peer_port()
     );
     let config_path = dir.join("etsy.js");
     std::fs::write(&config_path, config).unwrap();
@@ -612,7 +596,7 @@ fn start_carbon_cache(dir: &Path, conf: &Path) -> (Peer, u16) {
     for sub in ["whisper", "log", "lists"] {
         std::fs::create_dir_all(storage.join(sub)).unwrap();
     }
-    let port = free_tcp_port();
+    let port = peer_port();
     let carbon_conf = format!(
         "[cache]\nSTORAGE_DIR = {s}\nLOCAL_DATA_DIR = {s}/whisper\nWHITELISTS_DIR = {s}/lists\n\
          CONF_DIR = {c}\nLOG_DIR = {s}/log\nPID_DIR = {s}\nENABLE_LOGROTATION = False\nUSER =\n\
@@ -624,8 +608,8 @@ fn start_carbon_cache(dir: &Path, conf: &Path) -> (Peer, u16) {
          WHISPER_FALLOCATE_CREATE = False\n",
         s = storage.display(),
         c = conf.display(),
-        p2 = free_tcp_port(),
-        p3 = free_tcp_port(),
+        p2 = peer_port(),
+        p3 = peer_port(),
     );
     std::fs::write(conf.join("carbon.conf"), carbon_conf).unwrap();
     let mut peer = spawn_logged(

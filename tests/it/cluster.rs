@@ -8,9 +8,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::support::{
-    KillOnDrop, Server, address, free_tcp_port, http_get, interop_enabled, path_str,
-};
+use crate::support::{KillOnDrop, Server, address, http_get, interop_enabled, path_str, peer_port};
 
 /// How many distinct metrics go through the relay.
 const METRICS: usize = 60;
@@ -201,7 +199,7 @@ fn relay_spreads_metrics_over_two_stores_and_one_front_end_reads_them_all() {
     );
     let web = address(&front.wait_for("web API listening"), "local_addr");
 
-    let port = free_tcp_port();
+    let port = peer_port();
     let carbons: Vec<&str> = stores.iter().map(|s| s.carbon.as_str()).collect();
     let (relay, log) = start_relay(dir.path(), port, &carbons);
     let mut tcp = connect_with_retry(&format!("127.0.0.1:{port}"), &log);

@@ -6,14 +6,7 @@ use std::net::{TcpListener, UdpSocket};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::support::{Server, address, free_tcp_port, http_get, path_str, run_ok};
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .unwrap()
-        .port()
-}
+use crate::support::{Server, address, http_get, path_str, peer_port, run_ok};
 
 /// A Carbon listener that forwards every received line to a channel.
 fn carbon_capture() -> (String, mpsc::Receiver<String>) {
@@ -67,7 +60,7 @@ fn statsd_runs_from_an_etsy_config_file() {
         .unwrap()
     };
     // Etsy reads port 0 as its default 8125: give free ports.
-    let (statsd_port, mgmt_port) = (free_udp_port(), free_tcp_port());
+    let (statsd_port, mgmt_port) = (peer_port(), peer_port());
     write_config(statsd_port, mgmt_port, 500, 95);
     let server = Server::start(&["statsd", "--etsy-config", path_str(&config)], &[]);
     let statsd = address(&server.wait_for("statsd listening"), "udp");
@@ -89,7 +82,7 @@ fn statsd_runs_from_an_etsy_config_file() {
 
     // SIGHUP reads the Etsy file again: flush settings change from the next flush on; the
     // listening ports need a restart and say so.
-    write_config(free_udp_port(), free_tcp_port(), 1000, 50);
+    write_config(peer_port(), peer_port(), 1000, 50);
     server.signal(libc::SIGHUP);
     let reloaded = server.wait_for("configuration reloaded: storage rules for new files updated");
     let changed = reloaded["changed"].as_str().unwrap();

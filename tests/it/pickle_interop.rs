@@ -10,10 +10,10 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::carbon_interop::{
-    bits, carbon_venv, fetched, free_tcp_port, spawn_logged, start_charcoal, start_etsy_statsd,
-    stop_charcoal, unix_now, wait_until, whisper_dump, whisper_python,
+    bits, carbon_venv, fetched, spawn_logged, start_charcoal, start_etsy_statsd, stop_charcoal,
+    unix_now, wait_until, whisper_dump, whisper_python,
 };
-use crate::support::{Server, address, interop_enabled};
+use crate::support::{Server, address, interop_enabled, peer_port};
 
 /// `charcoal carbon` with the pickle receiver on a free port; returns it and that port.
 fn start_with_pickle(data: &Path, env: &[(&str, &str)]) -> (Server, u16) {
@@ -62,7 +62,7 @@ fn carbon_relay_forwards_pickles_to_charcoal() {
         "[all]\npattern = .*\nretentions = 10s:1h\n",
     )
     .unwrap();
-    let line_port = free_tcp_port();
+    let line_port = peer_port();
     std::fs::write(
         &conf,
         format!(
@@ -73,7 +73,7 @@ fn carbon_relay_forwards_pickles_to_charcoal() {
              DESTINATIONS = 127.0.0.1:{pickle_port}:a\nDESTINATION_PROTOCOL = pickle\n\
              CARBON_METRIC_INTERVAL = 0\nENABLE_LOGROTATION = False\n",
             s = storage.display(),
-            p2 = free_tcp_port(),
+            p2 = peer_port(),
         ),
     )
     .unwrap();

@@ -233,12 +233,30 @@ pub fn address(event: &serde_json::Value, field: &str) -> String {
         .to_owned()
 }
 
-/// A free TCP port on loopback (bound, then released for a peer that takes a port number).
-pub fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
+/// A loopback port for another program (a reference server, a client library, the packaged
+/// service) to bind, free for TCP and UDP. It comes from below the kernel's ephemeral range
+/// (32768-60999 by default), so nothing in this test process that binds port 0 or connects out
+/// can take it before the peer binds it, and each port is handed out once.
+pub fn peer_port() -> u16 {
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+    // Start somewhere else in each run, so that test binaries run side by side rarely meet.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % COUNT,
+        std::sync::atomic::Ordering::Relaxed,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % COUNT) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + COUNT);
 }
 
 /// A child process that is killed and reaped when dropped (reference tools in interop tests).

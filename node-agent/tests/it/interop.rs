@@ -94,12 +94,23 @@ fn link_stock_plugins(dir: &Path) -> Vec<String> {
     names
 }
 
+/// A loopback port for munin-node to bind. It comes from below the kernel's ephemeral range
+/// (32768-60999 by default), so nothing in this test process that binds port 0 or connects
+/// out can take it before munin-node binds it, and each port is handed out once.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let start = std::process::id().wrapping_mul(7919) % COUNT;
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % COUNT) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + COUNT);
 }
 
 /// A real munin-node 2.0.73 on a loopback port with a scratch configuration: its plugin

@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -180,20 +181,26 @@ fn etsy_js(c: &Config) -> String {
     out.join(",\n  ")
 }
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback port for Etsy's statsd or a client library to bind, free for TCP and UDP. It
+/// comes from below the kernel's ephemeral range (32768-60999 by default), so nothing in this
+/// test process that binds port 0 or connects out can take it before the peer binds it, and
+/// each port is handed out once.
+fn peer_port() -> u16 {
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Start somewhere else in each run, so that test binaries run side by side rarely meet.
+    let start = std::process::id().wrapping_mul(7919) % COUNT;
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + COUNT);
 }
 
 fn run_client(step: &Step, port: u16) -> Result<(), String> {
@@ -251,9 +258,9 @@ fn run_etsy(case: &Case) -> Result<Flushes, String> {
             }
         }
     });
-    let port = free_udp_port();
-    let tcp_port = free_tcp_port();
-    let mgmt_port = free_tcp_port();
+    let port = peer_port();
+    let tcp_port = peer_port();
+    let mgmt_port = peer_port();
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let conf = format!(
         "{{\n  servers: [ {{ server: './servers/udp', address: '127.0.0.1', port: {port} }}, {{ server: './servers/tcp', address: '127.0.0.1', port: {tcp_port} }} ],\n  mgmt_address: '127.0.0.1', mgmt_port: {mgmt_port},\n  graphiteHost: '127.0.0.1', graphitePort: {graphite_port},\n  automaticConfigReload: false,\n  {}\n}}\n",
