@@ -6,6 +6,9 @@
 //! read once when the store opens: a line that is not a valid event is skipped, counted and
 //! logged, never fatal. After that the file is only appended to, under a lock that also hands
 //! out the increasing ids. Its path comes from configuration only, never from a request.
+//! During an upgrade two Charcoal processes serve the same file for a moment, so an append
+//! also takes an exclusive lock on the file and first reads in what the other process added:
+//! ids stay unique and neither loses the other's events.
 //!
 //! Differences from graphite-web 1.1.10 (its Django model with django-tagging), on purpose:
 //! - tags are words separated by whitespace **or commas**, when posting and when querying
@@ -20,7 +23,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
@@ -308,6 +311,9 @@ struct Writer {
     /// Opened (created) on the first append, so a read-only directory only fails posting.
     file: Option<File>,
     next_id: u64,
+    /// How much of the file this process has read or written; more means another process
+    /// appended.
+    known_len: u64,
     /// The file does not end with a newline (a torn last line or a failed append): the next
     /// append starts one, so a broken line never swallows a good one.
     torn: bool,
@@ -335,8 +341,10 @@ impl EventStore {
         let mut report = LoadReport::default();
         let mut max_id = 0;
         let mut torn = false;
+        let mut known_len = 0;
         match File::open(path) {
             Ok(file) => {
+                known_len = file.metadata()?.len();
                 let mut ids = HashSet::new();
                 torn = for_each_line(BufReader::new(file), |number, bytes| {
                     let parsed = match bytes {
@@ -398,6 +406,7 @@ impl EventStore {
             writer: Mutex::new(Writer {
                 file: None,
                 next_id: max_id + 1,
+                known_len,
                 torn,
             }),
             events: RwLock::new(events),
@@ -417,6 +426,50 @@ impl EventStore {
                 limit: self.max_events,
             });
         }
+        let io_error = |source| EventError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        if w.file.is_none() {
+            let file = OpenOptions::new()
+                .create(true)
+                .read(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(io_error)?;
+            w.file = Some(file);
+        }
+        let file = w.file.take().expect("opened above");
+        // Exclusive against another Charcoal appending to the same file (an upgrade).
+        if let Err(source) = file.lock() {
+            w.file = Some(file);
+            return Err(io_error(source));
+        }
+        let result = self.append_locked(&file, &mut w, new);
+        let _ = file.unlock();
+        match result {
+            Ok(event) => {
+                w.file = Some(file);
+                let id = event.id;
+                let mut events = self.events.write().unwrap_or_else(PoisonError::into_inner);
+                let at = events.partition_point(|e| e.when <= event.when);
+                events.insert(at, event);
+                Ok(id)
+            }
+            Err(source) => {
+                // Reopened next time; the next line starts on a line of its own.
+                w.torn = true;
+                Err(io_error(source))
+            }
+        }
+    }
+
+    /// With the file locked: takes in what another process appended, then writes the event.
+    fn append_locked(&self, file: &File, w: &mut Writer, new: NewEvent) -> io::Result<Event> {
+        let len = file.metadata()?.len();
+        if len > w.known_len {
+            self.take_in(file, w)?;
+        }
         let id = w.next_id;
         // An id is never handed out twice, even when its write fails half-way.
         w.next_id += 1;
@@ -433,34 +486,37 @@ impl EventStore {
         }
         bytes.extend(event.to_line());
         bytes.push(b'\n');
-        let written = (|| {
-            if w.file.is_none() {
-                let f = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?;
-                w.file = Some(f);
-            }
-            let f = w
-                .file
-                .as_mut()
-                .ok_or_else(|| io::Error::other("not open"))?;
-            f.write_all(&bytes)?;
-            f.sync_data()
-        })();
-        if let Err(source) = written {
-            w.torn = true;
-            w.file = None;
-            return Err(EventError::Io {
-                path: self.path.clone(),
-                source,
-            });
-        }
+        let mut writer = file;
+        writer.write_all(&bytes)?;
+        writer.sync_data()?;
         w.torn = false;
+        w.known_len = file.metadata()?.len();
+        Ok(event)
+    }
+
+    /// Reads the events another process appended after `w.known_len` into memory (ids it
+    /// already has are skipped) and moves the next id past theirs.
+    fn take_in(&self, file: &File, w: &mut Writer) -> io::Result<()> {
+        let mut reader = file.try_clone()?;
+        reader.seek(io::SeekFrom::Start(w.known_len))?;
+        let mut added = Vec::new();
+        let torn = for_each_line(BufReader::new(reader), |_, bytes| {
+            if let Some(Ok(event)) = bytes.map(parse_line) {
+                added.push(event);
+            }
+        })?;
+        w.torn = torn;
+        w.known_len = file.metadata()?.len();
         let mut events = self.events.write().unwrap_or_else(PoisonError::into_inner);
-        let at = events.partition_point(|e| e.when <= event.when);
-        events.insert(at, event);
-        Ok(id)
+        for event in added {
+            w.next_id = w.next_id.max(event.id + 1);
+            if events.iter().any(|e| e.id == event.id) || events.len() >= self.max_events {
+                continue;
+            }
+            let at = events.partition_point(|e| e.when <= event.when);
+            events.insert(at, event);
+        }
+        Ok(())
     }
 
     /// Events with `from <= when <= until` (both inclusive, as graphite-web), ordered by
@@ -609,6 +665,30 @@ mod tests {
     }
 
     #[test]
+    fn two_processes_appending_to_one_file_keep_ids_unique() {
+        // The old and the new process of an upgrade, both serving for a moment.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let old = EventStore::open(&path, 100).unwrap().0;
+        assert_eq!(old.append(new(100.0, "first", &["a"])).unwrap(), 1);
+        let successor = EventStore::open(&path, 100).unwrap().0;
+        assert_eq!(old.append(new(200.0, "old", &["a"])).unwrap(), 2);
+        // The successor takes in what the old one added before appending its own.
+        assert_eq!(successor.append(new(300.0, "new", &["a"])).unwrap(), 3);
+        assert_eq!(
+            whats(&successor.find(0, 1000, None, TagSet::All)),
+            ["first", "old", "new"]
+        );
+        assert_eq!(old.append(new(400.0, "old again", &[])).unwrap(), 4);
+        let reloaded = EventStore::open(&path, 100).unwrap();
+        assert_eq!(reloaded.1.bad_lines, 0, "no duplicate ids in the file");
+        assert_eq!(
+            whats(&reloaded.0.find(0, 1000, None, TagSet::All)),
+            ["first", "old", "new", "old again"]
+        );
+    }
+
+    #[test]
     fn bad_lines_are_skipped_and_counted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
@@ -744,9 +824,10 @@ mod tests {
         assert!(matches!(err, EventError::Io { .. }), "{err}");
         assert!(err.to_string().contains("missing"), "{err}");
         assert!(store.find(0, 10, None, TagSet::All).is_empty());
-        // Once the directory exists the next append works, with the next id.
+        // Once the directory exists the next append works (the failed one used no id: it
+        // failed before one was handed out).
         std::fs::create_dir(path.parent().unwrap()).unwrap();
-        assert_eq!(store.append(new(2.0, "y", &[])).unwrap(), 2);
+        assert_eq!(store.append(new(2.0, "y", &[])).unwrap(), 1);
         assert_eq!(whats(&store.find(0, 10, None, TagSet::All)), ["y"]);
     }
 }
