@@ -60,10 +60,6 @@
 //!
 //! # Known differences from munin-node
 //!
-//! - Plugins get their own process group (`setpgid`), not their own session, and inherit the
-//!   agent's umask: both would need `unsafe` pre-exec code.
-//! - When plugin-conf.d lists several groups, only the first existing one is applied
-//!   (as the primary group); supplementary groups are not set.
 //! - A plugin output line that is exactly `.` is dropped instead of ending the reply.
 //! - `starttls` is answered as an unknown command (no TLS yet).
 

@@ -1,7 +1,8 @@
 //! Running one plugin exactly as munin-node does (spec §4.2–4.3): the plugin directory entry
-//! as argv[0], `config` or no argument, its own process group, user and group from
-//! plugin-conf.d when root, `/dev/null` as stdin, `/` as working directory, the MUNIN_*
-//! environment, a per-user state directory, and a timeout that kills the whole group.
+//! as argv[0], `config` or no argument, its own session (and so process group), user and
+//! groups from plugin-conf.d when root (the first group primary, all of them supplementary),
+//! umask 0002, `/dev/null` as stdin, `/` as working directory, the MUNIN_* environment, a
+//! per-user state directory, and a timeout that kills the whole group.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -176,7 +177,6 @@ impl Runner {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .kill_on_drop(true);
         for (k, v) in &self.base_env {
             cmd.env(k, v);
@@ -192,11 +192,23 @@ impl Runner {
         for (k, v) in &section.env {
             cmd.env(k, v);
         }
-        if let Some(uid) = id.uid {
-            cmd.uid(uid.as_raw());
-        }
-        if let Some(gid) = id.gid {
-            cmd.gid(gid.as_raw());
+        let (uid, gid, groups) = (id.uid, id.gid, id.groups.clone());
+        // SAFETY: runs in the forked child before exec; it only makes system calls
+        // (setsid, umask, setgroups, setgid, setuid), which are async-signal-safe, and
+        // allocates nothing (`groups` was built before the fork).
+        unsafe {
+            cmd.pre_exec(move || {
+                // A session of its own, as munin-node gives plugins: no controlling terminal,
+                // and a process group (= its pid) that a timeout kills whole.
+                nix::unistd::setsid()?;
+                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o002));
+                if let (Some(uid), Some(gid)) = (uid, gid) {
+                    nix::unistd::setgroups(&groups)?;
+                    nix::unistd::setgid(gid)?;
+                    nix::unistd::setuid(uid)?;
+                }
+                Ok(())
+            });
         }
         let timeout = section.timeout.unwrap_or(self.default_timeout);
         let mut child = match cmd.spawn() {
@@ -286,40 +298,39 @@ impl Runner {
             return Ok(Identity {
                 uid: None,
                 gid: None,
+                groups: Vec::new(),
                 user_name,
                 warn_not_root: section.user.is_some() || section.groups.is_some(),
             });
         }
         let wanted = section.user.as_deref().unwrap_or(&self.default_user);
         let user = lookup_user(wanted).ok_or_else(|| format!("user {wanted:?} does not exist"))?;
-        let mut gid = None;
+        // Every listed group that exists (a missing "(optional)" one is skipped): the first is
+        // the primary group, all of them are the supplementary groups.
+        let mut groups = Vec::new();
         for g in section.groups.iter().flatten() {
             let (name, optional) = match g.strip_prefix('(').and_then(|g| g.strip_suffix(')')) {
                 Some(inner) => (inner, true),
                 None => (g.as_str(), false),
             };
             match lookup_group(name) {
-                Some(found) => {
-                    gid.get_or_insert(found);
-                }
+                Some(found) => groups.push(found),
                 None if optional => {}
                 None => return Err(format!("group {name:?} does not exist")),
             }
         }
-        // Only the first group is applied: std cannot set supplementary groups without
-        // `unsafe` pre-exec code (see the crate docs).
-        let gid = gid
-            .or_else(|| {
-                section
-                    .groups
-                    .is_none()
-                    .then(|| lookup_group(&self.default_group))
-                    .flatten()
-            })
-            .unwrap_or(user.gid);
+        if groups.is_empty() {
+            let default = section
+                .groups
+                .is_none()
+                .then(|| lookup_group(&self.default_group))
+                .flatten();
+            groups.push(default.unwrap_or(user.gid));
+        }
         Ok(Identity {
             uid: Some(user.uid),
-            gid: Some(gid),
+            gid: Some(groups[0]),
+            groups,
             user_name: user.name,
             warn_not_root: false,
         })
@@ -354,6 +365,8 @@ impl Runner {
 struct Identity {
     uid: Option<Uid>,
     gid: Option<Gid>,
+    /// Supplementary groups (when switching users).
+    groups: Vec<Gid>,
     /// Names the state directory.
     user_name: String,
     /// The agent is not root but plugin-conf.d asked for a user or group.

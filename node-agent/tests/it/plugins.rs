@@ -201,9 +201,8 @@ async fn what_a_plugin_sees_t33() {
         "# argv0={}/t_env argc=1 args=config",
         plugins.display()
     ));
-    has("# cwd=/ umask=0022"
-        .replace("0022", &current_umask())
-        .as_str());
+    // munin-node's umask, whatever the agent's.
+    has("# cwd=/ umask=0002");
     has("# stdin=/dev/null");
     has("# env CHARCOAL_TEST_VAR=hello world");
     has("# env FQDN=vm");
@@ -227,14 +226,16 @@ async fn what_a_plugin_sees_t33() {
             "{got:#?}"
         );
     }
-    // its own process group
+    // its own session, and so its own process group
     let ids = got.iter().find(|l| l.starts_with("# pgid=")).unwrap();
-    let (pgid, pid) = ids
+    let (pgid, rest) = ids
         .strip_prefix("# pgid=")
         .unwrap()
         .split_once(" pid=")
         .unwrap();
-    assert_eq!(pgid, pid);
+    let (pid, sid) = rest.split_once(" sid=").unwrap();
+    assert_eq!(pgid, pid, "{ids}");
+    assert_eq!(sid, pid, "{ids}");
     // fetch: no argument; no dirtyconfig without cap in a fresh session
     let mut c = Client::connect(agent.addr).await;
     let got = c.multi("fetch t_env").await;
@@ -243,14 +244,48 @@ async fn what_a_plugin_sees_t33() {
     agent.stop().await;
 }
 
-/// The umask the agent (this test process) has; plugins inherit it (documented deviation).
-fn current_umask() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
+/// A group's id from /etc/group.
+fn gid_of(name: &str) -> Option<String> {
+    std::fs::read_to_string("/etc/group")
+        .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("Umask:"))
-        .map(|u| u.trim().to_owned())
-        .unwrap_or_default()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            (f.next() == Some(name)).then(|| f.nth(1).map(str::to_owned))?
+        })
+}
+
+#[tokio::test]
+async fn plugin_groups_primary_and_supplementary_as_munin_node() {
+    // A missing "(optional)" group is skipped; the first existing one is the primary group
+    // and every listed one is a supplementary group.
+    let conf = "[t_env]\nuser nobody\ngroup (no-such-group), nogroup, daemon\n";
+    let s = Scratch::new(TEST_PLUGINS, conf);
+    let agent = start(test_config(&s)).await;
+    let mut c = Client::connect(agent.addr).await;
+    let got = c.multi("fetch t_env").await;
+    if nix_is_root() {
+        let (nogroup, daemon) = (gid_of("nogroup").unwrap(), gid_of("daemon").unwrap());
+        let ids = got.iter().find(|l| l.starts_with("# uid=")).unwrap();
+        assert!(
+            ids.starts_with(&format!("# uid=65534 gid={nogroup} ")),
+            "{ids}"
+        );
+        let groups = got.iter().find(|l| l.starts_with("# groups=")).unwrap();
+        let mut listed: Vec<&str> = groups["# groups=".len()..].split(' ').collect();
+        listed.sort_unstable();
+        let mut want = vec![nogroup.as_str(), daemon.as_str()];
+        want.sort_unstable();
+        assert_eq!(listed, want, "{groups}");
+    } else {
+        // Without root the plugin runs as the agent's user, with munin-node's warning.
+        assert!(
+            got.iter()
+                .any(|l| l.starts_with("# Warning: Root privileges are required")),
+            "{got:#?}"
+        );
+    }
+    agent.stop().await;
 }
 
 #[tokio::test]

@@ -33,7 +33,8 @@ echo "# argv0=$0 argc=$# args=$*"
 echo "# uid=$(id -u) gid=$(id -g) user=$(id -un)"
 echo "# cwd=$(pwd) umask=$(umask)"
 echo "# stdin=$(readlink /proc/$$/fd/0)"
-echo "# pgid=$(ps -o pgid= $$ | tr -d ' ') pid=$$"
+echo "# pgid=$(ps -o pgid= $$ | tr -d ' ') pid=$$ sid=$(ps -o sid= $$ | tr -d ' ')"
+echo "# groups=$(id -G)"
 env | LC_ALL=C sort | sed 's/^/# env /'
 [ "$1" = "config" ] || echo "env.value 1"
 "##,
