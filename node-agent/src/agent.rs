@@ -302,6 +302,7 @@ pub async fn run(
             plugin_state: PluginState::default(),
             allow: config.allow_list(),
             session_timeout: config.munin_session_timeout,
+            max_sessions: config.munin_max_sessions,
             stats: stats.clone(),
         });
         tracing::info!(addr = ?munin_addr, node = %name, "munin-node protocol server listening");

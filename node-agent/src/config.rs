@@ -46,6 +46,9 @@ pub struct Config {
     /// Default `900s`.
     #[serde(with = "duration")]
     pub munin_session_timeout: Duration,
+    /// Most munin sessions served at once (munin-node's Net::Server `max_servers`); further
+    /// connections wait to be accepted until a session ends. Default 256.
+    pub munin_max_sessions: usize,
     /// Directory of Munin script plugins (entries are run through their own path, so wildcard
     /// symlinks such as `if_eth0 -> /usr/share/munin/plugins/if_` work). Default: none.
     pub plugin_dir: Option<PathBuf>,
@@ -119,6 +122,7 @@ impl Default for Config {
             munin_listen: "127.0.0.1:4949".to_owned(),
             munin_allow: vec!["127.0.0.1/32".to_owned(), "::1/128".to_owned()],
             munin_session_timeout: Duration::from_secs(900),
+            munin_max_sessions: 256,
             plugin_dir: None,
             plugin_conf_dir: None,
             plugin_state_dir: PathBuf::from("/var/lib/charcoal/plugin-state"),
@@ -219,6 +223,11 @@ impl Config {
         }
         if !self.munin_listen.is_empty() {
             check_host_port("munin_listen", &self.munin_listen)?;
+        }
+        if self.munin_max_sessions == 0 {
+            return Err(ConfigError::ZeroCount {
+                key: "munin_max_sessions",
+            });
         }
         for entry in &self.munin_allow {
             parse_cidr(entry).ok_or_else(|| ConfigError::BadAllow {
@@ -516,6 +525,12 @@ mod tests {
             ..Config::default()
         };
         assert!(matches!(c.validate(), Err(ConfigError::BadPrefix { .. })));
+        let c = Config {
+            munin_max_sessions: 0,
+            ..Config::default()
+        };
+        let err = c.validate().unwrap_err();
+        assert!(err.to_string().contains("munin_max_sessions"), "{err}");
     }
 
     #[test]

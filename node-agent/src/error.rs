@@ -38,6 +38,12 @@ pub enum ConfigError {
         /// The key.
         key: &'static str,
     },
+    /// A count that must be positive is zero.
+    #[error("agent: key `{key}` must be at least 1")]
+    ZeroCount {
+        /// The key.
+        key: &'static str,
+    },
     /// A collector name that no collector has.
     #[error("agent: key `collectors`: unknown collector {name:?} (known: {known})")]
     UnknownCollector {

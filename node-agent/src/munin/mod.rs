@@ -47,6 +47,8 @@ pub(crate) struct Node {
     pub(crate) plugin_state: PluginState,
     pub(crate) allow: Vec<Cidr>,
     pub(crate) session_timeout: Duration,
+    /// Sessions served at once; more connections wait in the accept queue.
+    pub(crate) max_sessions: usize,
     pub(crate) stats: Arc<Stats>,
 }
 
@@ -57,7 +59,16 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(node.max_sessions.max(1)));
     loop {
+        // A free session slot first: past the limit, connections wait to be accepted.
+        let slot = tokio::select! {
+            () = shutdown.cancelled() => break,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
             a = listener.accept() => a,
@@ -88,6 +99,7 @@ pub(crate) async fn serve(
             let timeout = node.session_timeout;
             // munin-node's global_timeout counts from the greeting, busy or not.
             let _ = tokio::time::timeout(timeout, session(stream, peer, &node, &shutdown)).await;
+            drop(slot);
         });
     }
 }

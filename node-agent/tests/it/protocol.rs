@@ -175,6 +175,40 @@ async fn list_is_sorted_and_has_no_trailing_space() {
     agent.stop().await;
 }
 
+#[tokio::test]
+async fn sessions_past_the_limit_wait_for_a_free_one() {
+    let s = Scratch::new(TEST_PLUGINS, TEST_CONF);
+    let mut config = test_config(&s);
+    config.munin_max_sessions = 1;
+    let agent = start(config).await;
+    let mut first = Client::connect(agent.addr).await;
+    // The second connection completes in the kernel but is not served yet: no greeting.
+    let mut second = tokio::net::TcpStream::connect(agent.addr).await.unwrap();
+    let mut buf = [0u8; 256];
+    let early = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        tokio::io::AsyncReadExt::read(&mut second, &mut buf),
+    )
+    .await;
+    assert!(early.is_err(), "greeted past the limit: {early:?}");
+    // Once the first session ends, the waiting one is greeted.
+    first.send("quit").await;
+    assert!(first.closed().await);
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read(&mut second, &mut buf),
+    )
+    .await
+    .expect("greeting once a slot is free")
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("# munin node at "),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    agent.stop().await;
+}
+
 /// The `S:` lines of the first reply to `cmd` in a transcript (up to and without `.`).
 fn transcript_reply(id: &str, cmd: &str) -> Vec<String> {
     let t = transcript(id);
