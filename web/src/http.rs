@@ -510,6 +510,8 @@ async fn render_handler(State(state): State<AppState>, req: Request) -> Result<R
                 max_data_points,
                 no_null_points: p.has("noNullPoints"),
                 pretty: p.get("pretty").is_some_and(|v| !v.is_empty()),
+                // Charcoal's own extension for its browser chart (render::JsonOptions).
+                styles: p.get("styles").is_some_and(|v| matches!(v, "1" | "true")),
             };
             with_jsonp(render::json(series, opts), jsonp, "application/json")
         }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use jiff::tz::TimeZone;
 
 use crate::attime::format_local;
-use crate::series::{Series, py_float};
+use crate::series::{Series, SeriesOptions, py_float};
 
 /// Options of the JSON writer.
 #[derive(Debug, Clone, Copy, Default)]
@@ -14,6 +14,12 @@ pub(crate) struct JsonOptions {
     pub max_data_points: Option<usize>,
     pub no_null_points: bool,
     pub pretty: bool,
+    /// `styles=1`, a Charcoal extension for its own browser chart: each series object gains a
+    /// `"style"` key after `datapoints` with what the style functions set (see [`style`]).
+    /// graphite-web 1.1.10's `renderViewJson` writes only target, tags and datapoints, so the
+    /// colour or line width a target asks for is otherwise invisible in JSON; without the
+    /// parameter the output stays byte-identical to graphite-web's (tests/it/interop.rs).
+    pub styles: bool,
 }
 
 /// graphite-web 1.1.10 `renderViewJson` consolidation, including its off-by-one when dropping
@@ -68,13 +74,57 @@ fn push_json_str(out: &mut String, s: &str) {
     }
 }
 
-/// `format=json`: `[{"target", "tags", "datapoints"}]`.
+/// The `"style"` object of `styles=1`: only the keys a style function set, each named like
+/// the graph parameter or function it comes from.
+/// - `color`: CSS `#rrggbb[aa]`, resolved from graphite's colour names (`color()`,
+///   `threshold(…, color)`); left out when the PNG renderer would refuse the colour.
+/// - `alpha` (`alpha()`), `lineWidth` (`lineWidth()`), `dashed` (dash length, `dashed()`).
+/// - `area: true`: drawn as a filled area (`stacked()`, `areaBetween()`,
+///   `holtWintersConfidenceArea()`); `stack`: the `stacked()` stack name, whose values are
+///   running totals across the series of that stack in output order.
+/// - `secondYAxis`, `invisible`, `drawAsInfinite`: `true` when set.
+fn style(o: &SeriesOptions) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        m.insert(k.to_owned(), v);
+    };
+    if let Some(c) = o.color.as_deref().and_then(crate::graph::css_color) {
+        put("color", c.into());
+    }
+    let numbers = [
+        ("alpha", o.alpha),
+        ("lineWidth", o.line_width),
+        ("dashed", o.dashed),
+    ];
+    for (k, v) in numbers {
+        if let Some(n) = v.and_then(serde_json::Number::from_f64) {
+            put(k, n.into());
+        }
+    }
+    if let Some(stack) = &o.stack {
+        put("stack", stack.as_str().into());
+    }
+    let flags = [
+        ("area", o.stacked),
+        ("secondYAxis", o.second_y_axis),
+        ("invisible", o.invisible),
+        ("drawAsInfinite", o.draw_as_infinite),
+    ];
+    for (k, on) in flags {
+        if on {
+            put(k, true.into());
+        }
+    }
+    serde_json::Value::Object(m)
+}
+
+/// `format=json`: `[{"target", "tags", "datapoints"}]`, plus `"style"` with `styles=1`.
 pub(crate) fn json(mut series: Vec<Series>, opts: JsonOptions) -> String {
     if let Some(max) = opts.max_data_points {
         apply_max_data_points(&mut series, max);
     }
     if opts.pretty {
-        return json_pretty(&series, opts.no_null_points);
+        return json_pretty(&series, opts);
     }
     let points: usize = series.iter().map(|s| s.values.len()).sum();
     let mut out = String::with_capacity(64 + points * 24);
@@ -116,13 +166,19 @@ pub(crate) fn json(mut series: Vec<Series>, opts: JsonOptions) -> String {
             out.push_str(int_buf.format(t));
             out.push(']');
         }
-        out.push_str("]}");
+        out.push(']');
+        if opts.styles {
+            out.push_str(", \"style\": ");
+            out.push_str(&style(&s.options).to_string());
+        }
+        out.push('}');
     }
     out.push(']');
     out
 }
 
-fn json_pretty(series: &[Series], no_null: bool) -> String {
+fn json_pretty(series: &[Series], opts: JsonOptions) -> String {
+    let no_null = opts.no_null_points;
     let list: Vec<serde_json::Value> = series
         .iter()
         .filter(|s| !(no_null && s.datapoints().all(|(v, _)| v.is_nan())))
@@ -132,7 +188,11 @@ fn json_pretty(series: &[Series], no_null: bool) -> String {
                 .filter(|(v, _)| !(no_null && v.is_nan()))
                 .map(|(v, t)| serde_json::json!([if v.is_finite() { Some(v) } else { None }, t]))
                 .collect();
-            serde_json::json!({"target": s.name, "tags": s.tags, "datapoints": points})
+            let mut o = serde_json::json!({"target": s.name, "tags": s.tags, "datapoints": points});
+            if opts.styles {
+                o["style"] = style(&s.options);
+            }
+            o
         })
         .collect();
     serde_json::to_string_pretty(&list).unwrap_or_else(|_| "[]".to_owned())
@@ -253,6 +313,26 @@ mod tests {
         );
         assert_eq!(out, "[]");
         assert_eq!(json(Vec::new(), JsonOptions::default()), "[]");
+    }
+
+    #[test]
+    fn json_styles_only_when_asked() {
+        let mut s = series(60, 60, vec![1.0]);
+        s.end = 60;
+        s.options.color = Some("blue".into());
+        s.options.second_y_axis = true;
+        let plain = r#"[{"target": "a.b", "tags": {"name": "a.b"}, "datapoints": [[1.0, 60]]}]"#;
+        assert_eq!(json(vec![s.clone()], JsonOptions::default()), plain);
+        let styles = JsonOptions {
+            styles: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            json(vec![s.clone()], styles),
+            r##"[{"target": "a.b", "tags": {"name": "a.b"}, "datapoints": [[1.0, 60]], "style": {"color":"#6464ff","secondYAxis":true}}]"##
+        );
+        s.options = SeriesOptions::default();
+        assert!(json(vec![s], styles).ends_with(r#"]], "style": {}}]"#));
     }
 
     #[test]

@@ -14,7 +14,11 @@ pub(crate) const NULL: f64 = f64::NAN;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct SeriesOptions {
     pub color: Option<String>,
+    /// Drawn as a filled area (`stacked`, `areaBetween`, `holtWintersConfidenceArea`).
     pub stacked: bool,
+    /// The `stacked()` stack the series belongs to: its values are running totals of that
+    /// stack, which the browser UI undoes to show each series' own value.
+    pub stack: Option<String>,
     pub second_y_axis: bool,
     pub line_width: Option<f64>,
     pub dashed: Option<f64>,

@@ -43,7 +43,10 @@ export function renderUrl(targets, params) {
   return `render?${renderQuery(targets, params)}`;
 }
 
-/** Series as [{target, datapoints: [[value, ts]]}] for the interactive chart. */
+/**
+ * Series as [{target, tags, datapoints: [[value, ts]]}] for the interactive chart; with
+ * `styles: 1` in params each also has Charcoal's `style` object (src/render.rs).
+ */
 export async function renderJson(targets, params) {
   return json(`render?${renderQuery(targets, { ...params, format: 'json' })}`);
 }

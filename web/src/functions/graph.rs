@@ -130,6 +130,7 @@ pub(crate) const DEFS: &[FunctionDef] = &[
                     };
                     let mut n = s.derive_renamed(name, values);
                     n.options.stacked = true;
+                    n.options.stack = Some(stack.clone());
                     n
                 })
                 .collect();

@@ -42,6 +42,12 @@ pub(crate) fn parse_options<'a>(
     options::parse(get, crate::http::unquote_plus)
 }
 
+/// A series colour (a name of the PNG palette or hex) as CSS `#rrggbb[aa]`, for the browser
+/// UI's chart; None when the PNG renderer would refuse it.
+pub(crate) fn css_color(name: &str) -> Option<String> {
+    options::Rgba::parse(name).map(options::Rgba::css)
+}
+
 /// An RGB drawing surface whose buffers outlive one drawing.
 #[derive(Debug, Default)]
 struct Canvas {

@@ -49,6 +49,18 @@ impl Rgba {
         }
         Some(c)
     }
+
+    /// CSS hex form, `#rrggbb`, or `#rrggbbaa` when not opaque.
+    pub fn css(self) -> String {
+        let mut out = format!("#{:02x}{:02x}{:02x}", self.r, self.g, self.b);
+        if self.a < 1.0 {
+            out.push_str(&format!(
+                "{:02x}",
+                (self.a.clamp(0.0, 1.0) * 255.0).round() as u8
+            ));
+        }
+        out
+    }
 }
 
 /// glyph.py's `colorAliases`.
@@ -577,6 +589,14 @@ mod tests {
             Some((255, 128.0))
         );
         assert_eq!(Rgba::parse("nocolour"), None);
+        assert_eq!(
+            Rgba::parse("red").map(Rgba::css).as_deref(),
+            Some("#c80032")
+        );
+        assert_eq!(
+            Rgba::parse("%2300ff0080").map(Rgba::css).as_deref(),
+            Some("#00ff0080")
+        );
         assert_eq!(Rgba::parse("12345"), None);
         let o = opts("bgcolor=000000&fgcolor=white&colorList=red,%23112233").unwrap();
         assert_eq!(o.background, Rgba::rgb(0, 0, 0));

@@ -48,6 +48,37 @@ async function colouredPixels(page, selector) {
   }, selector);
 }
 
+/**
+ * Pixels of the interactive chart's canvas matching each colour (±12 per channel): their
+ * count and mean row in the plot column at `at` (0–1 across the plot), and their count in
+ * the whole plot.
+ */
+async function chartColours(page, colours, at = 0.5) {
+  return page.evaluate(([hexes, where]) => {
+    const canvas = document.querySelector('.chart canvas');
+    const [x0, y0, x1, y1] = canvas.dataset.plot.split(' ').map(Number);
+    const r = canvas.width / canvas.clientWidth;
+    const ctx = canvas.getContext('2d');
+    const px = (v) => Math.round(v * r);
+    const all = ctx.getImageData(px(x0) + 2, px(y0) + 2, px(x1 - x0) - 4, px(y1 - y0) - 4);
+    const column = Math.round((all.width - 1) * where);
+    return hexes.map((hex) => {
+      const want = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+      const out = { inColumn: 0, meanRow: 0, inPlot: 0 };
+      for (let i = 0; i < all.data.length; i += 4) {
+        if (want.some((c, k) => Math.abs(all.data[i + k] - c) > 12)) continue;
+        out.inPlot++;
+        if ((i / 4) % all.width === column) {
+          out.inColumn++;
+          out.meanRow += Math.floor(i / 4 / all.width);
+        }
+      }
+      out.meanRow = out.inColumn ? out.meanRow / out.inColumn : -1;
+      return out;
+    });
+  }, [colours, at]);
+}
+
 /** Every panel of the dashboard shows its image (no "Drawing…", no error box). */
 async function allPanelsDrawn(page) {
   await page.waitForFunction(() => {
@@ -261,6 +292,58 @@ async function run(page) {
   await page.waitForFunction(() => location.hash === '#/dashboards');
   await page.locator('.dash-list a', { hasText: 'Host overview' }).waitFor();
   check((await page.locator('.dash-list a', { hasText: 'e2e-board' }).count()) === 0, 'deleted');
+
+  step('interactive chart: stacked() areas, colours and a second Y axis, as in the image');
+  const [green, red, blue] = ['#00c800', '#c80032', '#6464ff'];
+  const user = 'servers.web1.cpu.total.user';
+  const system = 'servers.web1.cpu.total.system';
+  const styled = new URLSearchParams([
+    ['target', `color(stacked(${user}),'00c800')`],
+    ['target', `color(stacked(${system}),'c80032')`],
+    ['target', 'secondYAxis(servers.web1.memory.available)'],
+    ['mode', 'interactive'],
+    ['from', '-3h'],
+  ]);
+  await page.goto(`${base}/#/?${styled}`);
+  await page.waitForFunction(() => {
+    const c = document.querySelector('.chart canvas');
+    return c && c.dataset.axisRight && document.querySelectorAll('.chart-legend button').length === 3;
+  });
+  const axes = await page.locator('.chart canvas').evaluate((c) => [c.dataset.axisLeft, c.dataset.axisRight]);
+  const leftMax = Math.max(...axes[0].split(' ').map(Number));
+  check(leftMax >= 14 && leftMax <= 100, `left axis fits the CPU stack: ${axes[0]}`);
+  check(axes[1].split(' ').every((l) => /^\d+(\.\d+)?G$/.test(l)), `right axis in gigabytes: ${axes[1]}`);
+  let [g, r, b] = await chartColours(page, [green, red, blue]);
+  check(g.inColumn > 15 && r.inColumn > 8, `both stacked areas are filled: ${JSON.stringify([g, r])}`);
+  check(r.meanRow < g.meanRow, `the second series is stacked above the first: ${JSON.stringify([g, r])}`);
+  check(b.inPlot > 100, `the right-axis series is drawn in the first palette colour: ${JSON.stringify(b)}`);
+  await shot(page, '09-interactive-stacked');
+  const chartBox = await page.locator('.chart canvas').boundingBox();
+  await page.mouse.move(chartBox.x + chartBox.width * 0.6, chartBox.y + chartBox.height * 0.5);
+  await page.locator('.chart-tip').waitFor({ state: 'visible' });
+  const rows = (await page.locator('.chart-tip').innerText()).split('\n');
+  const row = rows.find((l) => l.startsWith(`stacked(${system}): `));
+  const own = Number(row && row.split(': ')[1]);
+  // The seeded system CPU stays within 4–10 and user within 10–34: a stacked sum is ≥ 14.
+  check(own >= 3.9 && own <= 10.1, `the tooltip shows the series' own value, not the stack: ${rows.join(' | ')}`);
+
+  step('interactive chart: areaMode=stacked and hideLegend from the graph options');
+  const stackedMode = new URLSearchParams([
+    ['target', user], ['target', system], ['areaMode', 'stacked'], ['hideLegend', 'true'],
+    ['mode', 'interactive'], ['from', '-3h'],
+  ]);
+  await page.goto(`${base}/#/?${stackedMode}`);
+  await page.waitForFunction(() => {
+    const c = document.querySelector('.chart canvas');
+    const legend = document.querySelector('.chart-legend');
+    return c && c.dataset.plot && !c.dataset.axisRight && legend && legend.hidden
+      && legend.querySelectorAll('button').length === 2;
+  });
+  check((await page.locator('select[name="areaMode"]').inputValue()) === 'stacked', 'the option is shown');
+  [b, g] = await chartColours(page, [blue, green], 0.4);
+  check(b.inColumn > 15 && g.inColumn > 8, `both areas are filled: ${JSON.stringify([b, g])}`);
+  check(g.meanRow < b.meanRow, `the second series is stacked above the first: ${JSON.stringify([b, g])}`);
+  await shot(page, '10-interactive-area-mode');
 }
 
 main().then(

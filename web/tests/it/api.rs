@@ -147,6 +147,103 @@ async fn no_null_points_drops_nulls_and_empty_series() {
     assert_eq!(r.body, "[]");
 }
 
+/// `format=json&styles=1` (Charcoal's extension for its browser chart): a `style` object per
+/// series with what the style functions set; without the parameter nothing changes.
+#[tokio::test]
+async fn json_styles_opt_in() {
+    let app = router();
+    let targets = [
+        "color(test.web1.cpu.user,'red')",
+        "lineWidth(dashed(test.web2.cpu.user),3)",
+        "alpha(color(test.web1.cpu.user,'00ff0080'),0.5)",
+        "stacked(test.web1.cpu.idle)",
+        "stacked(test.web2.cpu.idle)",
+        "stacked(test.web2.cpu.user,'other')",
+        "secondYAxis(test.sparse.gauge)",
+        "areaBetween(test.web*.cpu.user)",
+        "drawAsInfinite(test.web1.cpu.user)",
+        "color(test.web2.cpu.idle,'nocolour')",
+        "test.web1.cpu.user",
+    ];
+    let query: String = targets
+        .iter()
+        .map(|t| format!("target={}&", enc(t)))
+        .collect();
+    let url = format!("/render?{query}from=-3min&format=json");
+    let plain = get(&app, &url).await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert!(!plain.body.contains("style"), "{}", plain.body);
+    for off in ["&styles=0", "&styles=", "&styles=yes"] {
+        assert_eq!(
+            get(&app, &format!("{url}{off}")).await.body,
+            plain.body,
+            "{off}"
+        );
+    }
+
+    let styled = get(&app, &format!("{url}&styles=1")).await;
+    assert_eq!(styled.status, StatusCode::OK);
+    let j = styled.json();
+    let list = j.as_array().expect("array");
+    assert_eq!(list.len(), 12);
+    for s in list {
+        let keys: Vec<&str> = s
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["target", "tags", "datapoints", "style"]);
+    }
+    let styles: Vec<&serde_json::Value> = list.iter().map(|s| &s["style"]).collect();
+    assert_eq!(styles[0], &json!({"color": "#c80032"}));
+    assert_eq!(styles[1], &json!({"lineWidth": 3.0, "dashed": 5.0}));
+    assert_eq!(styles[2], &json!({"color": "#00ff0080", "alpha": 0.5}));
+    assert_eq!(styles[3], &json!({"stack": "__DEFAULT__", "area": true}));
+    assert_eq!(styles[4], &json!({"stack": "__DEFAULT__", "area": true}));
+    assert_eq!(styles[5], &json!({"stack": "other", "area": true}));
+    assert_eq!(styles[6], &json!({"secondYAxis": true}));
+    assert_eq!(styles[7], &json!({"area": true, "invisible": true}));
+    assert_eq!(styles[8], &json!({"area": true}));
+    assert_eq!(styles[9], &json!({"drawAsInfinite": true}));
+    // A colour the PNG renderer would refuse is left out: the chart picks from its palette.
+    assert_eq!(styles[10], &json!({}));
+    assert_eq!(styles[11], &json!({}));
+    // The values are the same as without styles: stacked() totals run across targets.
+    let idle1 = points(&list[3]);
+    let idle2 = points(&list[4]);
+    let user2 = points(
+        &get(
+            &app,
+            "/render?target=test.web2.cpu.user&from=-3min&format=json",
+        )
+        .await
+        .json()[0],
+    );
+    let raw2 = points(
+        &get(
+            &app,
+            "/render?target=test.web2.cpu.idle&from=-3min&format=json",
+        )
+        .await
+        .json()[0],
+    );
+    for i in 0..idle1.len() {
+        let total = idle1[i].0.zip(raw2[i].0).map(|(a, b)| a + b);
+        assert_eq!(idle2[i].0, total, "point {i}");
+    }
+    assert_eq!(points(&list[5]), user2, "a stack of its own starts at zero");
+    let mut stripped = j.clone();
+    for s in stripped.as_array_mut().expect("array") {
+        s.as_object_mut().expect("object").remove("style");
+    }
+    assert_eq!(stripped, plain.json());
+
+    let pretty = get(&app, &format!("{url}&styles=1&pretty=1")).await;
+    assert!(pretty.body.contains("\n  "));
+    assert_eq!(pretty.json(), j);
+}
+
 #[tokio::test]
 async fn csv_raw_jsonp_and_pretty() {
     let app = router();

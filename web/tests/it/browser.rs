@@ -1,7 +1,8 @@
 //! The browser UI end to end, in Debian's headless Chromium driven by Playwright
 //! (`tests/e2e/ui.cjs`): browse the tree, build a graph, use the interactive chart, search,
 //! change the time range, save a dashboard and reload it, open the shipped dashboards by URL,
-//! delete a dashboard. Screenshots go to `test-artifacts/ui/` at the repository root.
+//! delete a dashboard, then check that the interactive chart draws stacked areas, colours, a
+//! second Y axis and the area mode as the image does (by sampling its canvas pixels). Screenshots go to `test-artifacts/ui/` at the repository root.
 //!
 //! Runs only with CHARCOAL_INTEROP=1 and then fails if a piece is missing; installed by
 //! `.ci/setup-chromium.sh`: Chromium at $CHARCOAL_CHROMIUM (default /usr/bin/chromium),
