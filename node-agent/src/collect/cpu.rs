@@ -1,7 +1,7 @@
 //! CPU time per state, total and per core, from `/proc/stat` (spec §6.1).
 //!
-//! Sent: `cpu.total.<state>` and `cpu.<n>.<state>`, percent of one CPU (ticks per second at
-//! USER_HZ 100), for the states the kernel reports (user nice system idle iowait irq softirq
+//! Sent: `cpu.total.<state>` and `cpu.<n>.<state>`, percent of one CPU (ticks per second over
+//! USER_HZ), for the states the kernel reports (user nice system idle iowait irq softirq
 //! steal guest guest_nice). Munin plugin `cpu`: raw ticks of the `cpu` line, DERIVE.
 
 use std::fmt::Write as _;
@@ -9,9 +9,18 @@ use std::fmt::Write as _;
 use super::{BuiltinPlugin, Collector, Emitter, Filters, Host, Needs, PluginCtx};
 use crate::procfs::CPU_STATES;
 
-/// Ticks per second of /proc/stat. 100 on every mainstream Linux (spec §6.1); the stock
-/// `cpu` plugin assumes the same.
-const USER_HZ: f64 = 100.0;
+/// Ticks per second of /proc/stat (USER_HZ, the `CLK_TCK` of sysconf): 100 on every
+/// mainstream Linux (spec §6.1), but asked rather than assumed.
+fn user_hz() -> f64 {
+    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .filter(|&hz| hz > 0)
+            .map_or(100.0, |hz| hz as f64)
+    })
+}
 
 pub(super) const COLLECTOR: Collector = Collector {
     name: "cpu",
@@ -24,7 +33,7 @@ fn emit(host: &Host, _: &Filters, e: &mut Emitter<'_>) {
     if !host.has(Needs::STAT) {
         return;
     }
-    let scale = 100.0 / USER_HZ;
+    let scale = 100.0 / user_hz();
     if let Some(total) = &host.stat.total {
         for (state, ticks) in CPU_STATES.iter().zip(total.ticks).take(total.len) {
             e.counter(format_args!("cpu.total.{state}"), ticks, scale);
