@@ -72,6 +72,9 @@ pub(crate) struct Decoder {
 
 /// Deepest nesting of MARKs accepted (senders use two or three).
 const MAX_MARKS: usize = 64;
+/// How far past the memo's end a PUT may reach. Picklers number memo entries one after
+/// another; a far index would only make the memo table large for nothing.
+const MAX_MEMO_GAP: usize = 1024;
 
 struct Input<'a> {
     data: &'a [u8],
@@ -226,10 +229,11 @@ impl Decoder {
         if item == Item::Mark {
             return Err(malformed(at, "PUT of a MARK"));
         }
-        // Indexes beyond the payload's length would only be a way to make us allocate.
+        // Indexes beyond the payload's length, or far past the last one, would only be a way
+        // to make us allocate.
         let index = usize::try_from(index)
             .ok()
-            .filter(|&i| i <= limit)
+            .filter(|&i| i <= limit && i <= self.memo.len() + MAX_MEMO_GAP)
             .ok_or(malformed(at, "memo index out of range"))?;
         if self.memo.len() <= index {
             self.memo.resize(index + 1, None);
@@ -765,6 +769,7 @@ mod tests {
             b"X\xff\xff\xff\xff",
             b"\x8d\xff\xff\xff\xff\xff\xff\xff\xffab",
             b"K\x01r\xff\xff\xff\x7f.",
+            b"K\x01r\x00\x10\x00\x00.",
             b"h\x05.",
             b"I12x\n.",
             b"S'unterminated\n.",
