@@ -769,7 +769,6 @@ mod tests {
             b"X\xff\xff\xff\xff",
             b"\x8d\xff\xff\xff\xff\xff\xff\xff\xffab",
             b"K\x01r\xff\xff\xff\x7f.",
-            b"K\x01r\x00\x10\x00\x00.",
             b"h\x05.",
             b"I12x\n.",
             b"S'unterminated\n.",
@@ -780,6 +779,28 @@ mod tests {
         }
         assert_eq!(decode(b"K\x01."), Err(PickleError::NotAList));
         assert!(decode(&[b'('; 100]).is_err());
+    }
+
+    #[test]
+    fn memo_indexes_far_past_the_last_are_refused() {
+        // A PUT at 2000 in a payload long enough to allow it by length alone.
+        let mut payload = b"K\x01r".to_vec();
+        payload.extend_from_slice(&2000u32.to_le_bytes());
+        payload.push(b'0');
+        payload.extend(b"N0".repeat(2000));
+        payload.extend_from_slice(b"].");
+        assert!(matches!(
+            decode(&payload),
+            Err(PickleError::Malformed {
+                what: "memo index out of range",
+                ..
+            })
+        ));
+        // Sequential indexes, as picklers write them, are fine.
+        let mut payload = b"K\x01r".to_vec();
+        payload.extend_from_slice(&0u32.to_le_bytes());
+        payload.extend_from_slice(b"0].");
+        assert!(decode(&payload).is_ok());
     }
 
     #[test]
