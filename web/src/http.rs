@@ -30,7 +30,7 @@ use crate::render::{self, JsonOptions};
 use crate::series::{format_tagged, tags_from_name};
 use charcoal_store::TagExpression;
 
-use crate::source::{MetricSource, tags_match};
+use crate::source::{FindMatch, MetricSource, tags_match};
 
 /// The graphite-web API level Charcoal answers at `/version` (spec §15).
 pub const GRAPHITE_VERSION: &str = "1.1.10";
@@ -352,12 +352,18 @@ fn json_text<T: serde::Serialize>(value: &T, pretty: bool) -> String {
 
 // ---------------------------------------------------------------- /render
 
+/// The type graphite-web writes for msgpack and the only one its cluster client decodes as
+/// msgpack (`RemoteFinder.deserialize` compares the header for equality).
+const MSGPACK_CONTENT_TYPE: &str = "application/x-msgpack";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
     Json,
     Csv,
     Raw,
+    Dygraph,
     Rickshaw,
+    Msgpack,
     Image(ImageFormat),
 }
 
@@ -401,8 +407,16 @@ async fn render_handler(State(state): State<AppState>, req: Request) -> Result<R
         Some("json") => Format::Json,
         Some("csv") => Format::Csv,
         Some("raw") => Format::Raw,
+        Some("dygraph") => Format::Dygraph,
         Some("rickshaw") => Format::Rickshaw,
-        Some(f @ ("pickle" | "msgpack" | "dygraph" | "pdf")) => {
+        Some("msgpack") => Format::Msgpack,
+        // Pickle is never produced or read (spec §3.6): unpickling is code execution, and a
+        // graphite-web front end does not need it. graphite-web 1.1's cluster client asks for
+        // `format=pickle` unless its CLUSTER_SERVERS entry says otherwise, so a Charcoal node
+        // must be listed as `"host:port?format=msgpack"`: `RemoteFinder.parse_host` keeps the
+        // entry's query parameters and both `/metrics/find/` and `/render/` requests take
+        // `format` (and `local`) from them (graphite/finders/remote.py, readers/remote.py).
+        Some(f @ ("pickle" | "pdf")) => {
             return Err(ApiError::Format {
                 format: f.to_owned(),
                 reason: "not implemented by Charcoal",
@@ -523,7 +537,18 @@ async fn render_handler(State(state): State<AppState>, req: Request) -> Result<R
         Format::Raw => {
             ([(header::CONTENT_TYPE, "text/plain")], render::raw(&series)).into_response()
         }
-        Format::Rickshaw => with_jsonp(render::rickshaw(&series), jsonp, "application/json"),
+        Format::Dygraph => with_jsonp(render::dygraph(&series), jsonp, "application/json"),
+        Format::Rickshaw => {
+            let pretty = p.get("pretty").is_some_and(|v| !v.is_empty());
+            with_jsonp(render::rickshaw(&series, pretty), jsonp, "application/json")
+        }
+        // graphite-web's RemoteFinder decodes msgpack only when the Content-Type is exactly
+        // this (anything else is unpickled), so no charset parameter.
+        Format::Msgpack => (
+            [(header::CONTENT_TYPE, MSGPACK_CONTENT_TYPE)],
+            render::msgpack(&series),
+        )
+            .into_response(),
         Format::Image(kind) => {
             let options = graph_options.unwrap_or_default();
             let tz = tz.clone();
@@ -639,9 +664,17 @@ async fn find_handler(State(state): State<AppState>, req: Request) -> Result<Res
     if query.is_empty() {
         return Err(ApiError::param("Required parameter 'query' is empty"));
     }
+    if format == "pickle" {
+        // Never pickle (spec §3.6); graphite-web peers ask for msgpack when their
+        // CLUSTER_SERVERS entry carries `?format=msgpack` (see render_handler).
+        return Err(ApiError::Format {
+            format,
+            reason: "not implemented by Charcoal; use format=msgpack",
+        });
+    }
     if !matches!(
         format.as_str(),
-        "treejson" | "completer" | "nodelist" | "json"
+        "treejson" | "completer" | "nodelist" | "json" | "msgpack"
     ) {
         let mut r = (
             StatusCode::BAD_REQUEST,
@@ -744,6 +777,18 @@ async fn find_handler(State(state): State<AppState>, req: Request) -> Result<Res
             }
             json_text(&json!({ "metrics": out }), pretty)
         }
+        "msgpack" => {
+            // graphite-web's `msgpack_nodes`, what its `RemoteFinder.find_nodes` decodes: a list
+            // of `{path, is_leaf}` maps in name order, no jsonp. Leaves carry no `intervals`
+            // (Charcoal does not track data intervals); the finder then reads `[]`, which
+            // graphite-web consults only to choose among several nodes holding the same path,
+            // and not at all with its default REMOTE_STORE_MERGE_RESULTS=True (storage.py
+            // `_merge_leaf_nodes`).
+            let body = find_msgpack(&matches);
+            return Ok(no_cache(
+                ([(header::CONTENT_TYPE, MSGPACK_CONTENT_TYPE)], body).into_response(),
+            ));
+        }
         "json" => {
             // graphite-web's `json_nodes` (what cluster peers read): full paths sorted by path.
             // Leaves carry no `intervals`: Charcoal does not track data intervals.
@@ -780,6 +825,24 @@ async fn find_handler(State(state): State<AppState>, req: Request) -> Result<Res
         p.get("jsonp").filter(|s| !s.is_empty()),
         "application/json",
     )))
+}
+
+/// `/metrics/find?format=msgpack`: `[{"path": ..., "is_leaf": bool}, ...]`.
+fn find_msgpack(matches: &[FindMatch]) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct NodeInfo<'a> {
+        path: &'a str,
+        is_leaf: bool,
+    }
+    let nodes: Vec<NodeInfo<'_>> = matches
+        .iter()
+        .map(|m| NodeInfo {
+            path: &m.path,
+            is_leaf: m.is_leaf,
+        })
+        .collect();
+    // Serialising strings and booleans into a Vec cannot fail.
+    rmp_serde::to_vec_named(&nodes).unwrap_or_default()
 }
 
 fn tree_node(text: &str, id: &str, leaf: bool) -> serde_json::Value {

@@ -245,23 +245,201 @@ pub(crate) fn raw(series: &[Series]) -> String {
     out
 }
 
-/// `format=rickshaw`: `[{"target", "datapoints": [{"x", "y"}]}]`.
-pub(crate) fn rickshaw(series: &[Series]) -> String {
-    let list: Vec<serde_json::Value> = series
+/// A JSON string the way Python's `json.dumps` writes it (`ensure_ascii=True`): non-ASCII as
+/// `\uXXXX` (surrogate pairs above the BMP), control characters escaped.
+fn push_py_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{u:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// A value as Python's `json.dumps` writes a float: `NaN` (graphite-web's None, here NaN) is
+/// `null`, ±∞ is `Infinity`/`-Infinity` (not valid JSON; graphite-web writes them anyway).
+fn push_py_json_number(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("null");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "Infinity" } else { "-Infinity" });
+    } else {
+        out.push_str(&py_float(v));
+    }
+}
+
+/// How many points `zip(range(start, end, step), series)` pairs: graphite-web's dygraph and
+/// rickshaw writers stop at the end (exclusive) or at the last value, whichever comes first.
+fn range_count(s: &Series) -> usize {
+    if s.step <= 0 || s.end <= s.start {
+        return 0;
+    }
+    let slots = ((s.end - s.start + s.step - 1) / s.step) as usize;
+    slots.min(s.values.len())
+}
+
+/// `format=dygraph` (spec §3.4, graphite-web 1.1.10 `renderViewDygraph`):
+/// `{"labels" : ["Time", names...], "data" : [[<ts>000, v1, v2...], ...]}`, one row per
+/// timestamp of the **first** series (`range(start, end, step)`), milliseconds written by
+/// appending `000` to the seconds as graphite-web does; `{}` for no series.
+///
+/// graphite-web fails with a 500 (a Python `IndexError`/`TypeError` in its row template) when
+/// a later series has a different number of values than the first series has rows; Charcoal
+/// answers instead, padding a short series with `null` and dropping a longer one's extra values.
+pub(crate) fn dygraph(series: &[Series]) -> String {
+    let Some(first) = series.first() else {
+        return "{}".to_owned();
+    };
+    let rows = if first.step > 0 && first.end > first.start {
+        ((first.end - first.start + first.step - 1) / first.step) as usize
+    } else {
+        0
+    };
+    let mut out = String::with_capacity(64 + rows * (16 + 12 * series.len()));
+    out.push_str("{\"labels\" : [\"Time\"");
+    for s in series {
+        out.push_str(", ");
+        push_py_json_str(&mut out, &s.name);
+    }
+    out.push_str("], \"data\" : [");
+    let mut ts_buf = itoa::Buffer::new();
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push('[');
+        out.push_str(ts_buf.format(first.start + row as i64 * first.step));
+        out.push_str("000");
+        for s in series {
+            out.push_str(", ");
+            push_py_json_number(&mut out, s.values.get(row).copied().unwrap_or(f64::NAN));
+        }
+        out.push(']');
+    }
+    out.push_str("]}");
+    out
+}
+
+/// `format=rickshaw` (spec §3.5, graphite-web 1.1.10 `renderViewRickshaw`): Python's
+/// `json.dumps` of `[{"target": name, "datapoints": [{"x": ts, "y": value}, ...]}]`, with its
+/// `", "`/`": "` separators, or indented by 2 with `pretty`.
+pub(crate) fn rickshaw(series: &[Series], pretty: bool) -> String {
+    let mut out = String::new();
+    let mut ts_buf = itoa::Buffer::new();
+    if series.is_empty() {
+        return "[]".to_owned();
+    }
+    // Python's indent=2 layout: newline + indentation before each item and each closing bracket.
+    let nl = |out: &mut String, depth: usize| {
+        if pretty {
+            out.push('\n');
+            out.push_str(&"  ".repeat(depth));
+        }
+    };
+    let item_sep = if pretty { "," } else { ", " };
+    out.push('[');
+    for (i, s) in series.iter().enumerate() {
+        if i > 0 {
+            out.push_str(item_sep);
+        }
+        nl(&mut out, 1);
+        out.push('{');
+        nl(&mut out, 2);
+        out.push_str("\"target\": ");
+        push_py_json_str(&mut out, &s.name);
+        out.push_str(item_sep);
+        nl(&mut out, 2);
+        out.push_str("\"datapoints\": [");
+        let n = range_count(s);
+        for (k, &v) in s.values.iter().take(n).enumerate() {
+            if k > 0 {
+                out.push_str(item_sep);
+            }
+            nl(&mut out, 3);
+            out.push('{');
+            nl(&mut out, 4);
+            out.push_str("\"x\": ");
+            out.push_str(ts_buf.format(s.start + k as i64 * s.step));
+            out.push_str(item_sep);
+            nl(&mut out, 4);
+            out.push_str("\"y\": ");
+            push_py_json_number(&mut out, v);
+            nl(&mut out, 3);
+            out.push('}');
+        }
+        if n > 0 {
+            nl(&mut out, 2);
+        }
+        out.push(']');
+        nl(&mut out, 1);
+        out.push('}');
+    }
+    nl(&mut out, 0);
+    out.push(']');
+    out
+}
+
+/// One series as graphite-web's `TimeSeries.getInfo()` (render/datalib.py): what
+/// `format=msgpack` carries, in graphite-web's key order.
+#[derive(serde::Serialize)]
+struct SeriesInfo<'a> {
+    name: &'a str,
+    start: i64,
+    end: i64,
+    step: i64,
+    /// `list(self)`: every value, `None` (msgpack nil) for null.
+    values: Vec<Option<f64>>,
+    #[serde(rename = "pathExpression")]
+    path_expression: &'a str,
+    /// Always 1: `/render` consolidates only JSON output (`maxDataPoints`), never msgpack.
+    #[serde(rename = "valuesPerPoint")]
+    values_per_point: u32,
+    #[serde(rename = "consolidationFunc")]
+    consolidation_func: &'static str,
+    #[serde(rename = "xFilesFactor")]
+    x_files_factor: f64,
+}
+
+/// `format=msgpack` (spec §3.6, graphite-web 1.1.10 `renderViewMsgPack`): a msgpack array of
+/// maps with string keys (`use_bin_type=True`: text is msgpack str, never bin). This is what
+/// graphite-web's `RemoteReader.fetch_multi` decodes when a `CLUSTER_SERVERS` entry carries
+/// `?format=msgpack`; it reads `name`, `start`, `end`, `step`, `values` and `pathExpression`,
+/// and the latter must be the target it sent (it files the answer under it).
+pub(crate) fn msgpack(series: &[Series]) -> Vec<u8> {
+    let infos: Vec<SeriesInfo<'_>> = series
         .iter()
-        .map(|s| {
-            let n = if s.step > 0 { ((s.end - s.start + s.step - 1) / s.step).max(0) as usize } else { 0 };
-            let points: Vec<serde_json::Value> = s
+        .map(|s| SeriesInfo {
+            name: &s.name,
+            start: s.start,
+            end: s.end,
+            step: s.step,
+            values: s
                 .values
                 .iter()
-                .take(n)
-                .enumerate()
-                .map(|(i, &v)| serde_json::json!({"x": s.start + i as i64 * s.step, "y": if v.is_finite() { Some(v) } else { None }}))
-                .collect();
-            serde_json::json!({"target": s.name, "datapoints": points})
+                .map(|&v| (!v.is_nan()).then_some(v))
+                .collect(),
+            path_expression: &s.path_expression,
+            values_per_point: 1,
+            consolidation_func: s.consolidation.name(),
+            x_files_factor: s.xff,
         })
         .collect();
-    serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned())
+    // Serialising plain structs of strings and numbers into a Vec cannot fail.
+    rmp_serde::to_vec_named(&infos).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -347,5 +525,80 @@ mod tests {
         assert!(c.starts_with("a.b,2026-11-27 06:09:00,37.668\r\n"));
         assert!(c.ends_with(",\r\n"));
         assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+
+    #[test]
+    fn dygraph_rows_from_first_series() {
+        // graphite-web 1.1.10 renderViewDygraph: "%s000" milliseconds, Python floats,
+        // null/Infinity, ", " separators and the spaced `" : "` after the two keys.
+        let a = series(60, 60, vec![1.5, NULL, f64::INFINITY]);
+        let mut b = series(60, 60, vec![100.0, -2.0, f64::NEG_INFINITY]);
+        b.name = "é\"x".into();
+        assert_eq!(
+            dygraph(&[a.clone(), b]),
+            r#"{"labels" : ["Time", "a.b", "\u00e9\"x"], "data" : [[60000, 1.5, 100.0], [120000, null, -2.0], [180000, Infinity, -Infinity]]}"#
+        );
+        // A shorter later series is padded (graphite-web fails with a 500 there).
+        let short = series(60, 60, vec![7.0]);
+        assert_eq!(
+            dygraph(&[a, short]),
+            r#"{"labels" : ["Time", "a.b", "a.b"], "data" : [[60000, 1.5, 7.0], [120000, null, null], [180000, Infinity, null]]}"#
+        );
+        // Timestamp 0 keeps graphite-web's text concatenation.
+        assert!(dygraph(&[series(0, 60, vec![1.0])]).contains("[[0000, 1.0]]"));
+        assert_eq!(dygraph(&[]), "{}");
+        assert_eq!(
+            dygraph(&[series(60, 60, vec![])]),
+            r#"{"labels" : ["Time", "a.b"], "data" : []}"#
+        );
+    }
+
+    #[test]
+    fn rickshaw_is_python_json_dumps() {
+        // Compared with CPython's json.dumps output of graphite-web's structure.
+        let a = series(60, 60, vec![1.5, NULL, f64::INFINITY]);
+        assert_eq!(
+            rickshaw(std::slice::from_ref(&a), false),
+            r#"[{"target": "a.b", "datapoints": [{"x": 60, "y": 1.5}, {"x": 120, "y": null}, {"x": 180, "y": Infinity}]}]"#
+        );
+        let mut b = series(60, 60, vec![]);
+        b.name = "é".into();
+        let one = series(60, 60, vec![1.5]);
+        assert_eq!(
+            rickshaw(&[one, b], true),
+            "[\n  {\n    \"target\": \"a.b\",\n    \"datapoints\": [\n      {\n        \"x\": 60,\n        \"y\": 1.5\n      }\n    ]\n  },\n  {\n    \"target\": \"\\u00e9\",\n    \"datapoints\": []\n  }\n]"
+        );
+        assert_eq!(rickshaw(&[], false), "[]");
+        assert_eq!(rickshaw(&[], true), "[]");
+        // zip(range(start, end, step), values): the shorter of the two.
+        let mut long = series(60, 60, vec![1.0, 2.0, 3.0]);
+        long.end = 120;
+        assert_eq!(
+            rickshaw(&[long], false),
+            r#"[{"target": "a.b", "datapoints": [{"x": 60, "y": 1.0}]}]"#
+        );
+    }
+
+    #[test]
+    fn msgpack_is_graphite_series_info() {
+        let mut a = series(60, 60, vec![1.5, NULL]);
+        a.path_expression = "a.*".into();
+        a.consolidation = crate::series::Consolidation::Max;
+        a.xff = 0.5;
+        let bytes = msgpack(&[a]);
+        let v: serde_json::Value = rmp_serde::from_slice(&bytes).expect("decode");
+        assert_eq!(
+            v,
+            serde_json::json!([{
+                "name": "a.b", "start": 60, "end": 180, "step": 60, "values": [1.5, null],
+                "pathExpression": "a.*", "valuesPerPoint": 1, "consolidationFunc": "max",
+                "xFilesFactor": 0.5
+            }])
+        );
+        // Keys in graphite-web's order, as msgpack str (0xa0..0xbf fixstr), not bin.
+        assert_eq!(bytes[0], 0x91); // fixarray of 1
+        assert_eq!(bytes[1], 0x89); // fixmap of 9
+        assert_eq!(&bytes[2..7], b"\xa4name");
+        assert_eq!(msgpack(&[]), vec![0x90]);
     }
 }

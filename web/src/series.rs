@@ -178,6 +178,19 @@ pub(crate) enum Consolidation {
 }
 
 impl Consolidation {
+    /// graphite-web's canonical name (`consolidationFunc` in msgpack output).
+    pub fn name(self) -> &'static str {
+        match self {
+            Consolidation::Average => "average",
+            Consolidation::Sum => "sum",
+            Consolidation::Min => "min",
+            Consolidation::Max => "max",
+            Consolidation::First => "first",
+            Consolidation::Last => "last",
+            Consolidation::AvgZero => "avg_zero",
+        }
+    }
+
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "average" | "avg" => Consolidation::Average,

@@ -396,8 +396,9 @@ async fn client_errors_are_400_with_short_text() {
 
 #[tokio::test]
 async fn unsupported_formats_are_refused_clearly() {
-    // PNG and SVG are covered in graph.rs; cluster-only formats are refused.
-    for f in ["pickle", "msgpack", "pdf"] {
+    // PNG and SVG are covered in graph.rs; pickle (never unpickled or produced, spec §3.6)
+    // and PDF are refused.
+    for f in ["pickle", "pdf"] {
         let r = get(
             &router(),
             &format!("/render?target=test.web1.cpu.user&format={f}"),
@@ -406,6 +407,188 @@ async fn unsupported_formats_are_refused_clearly() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{f}");
         assert!(r.body.contains(f), "{f}: {}", r.body);
     }
+}
+
+#[tokio::test]
+async fn pickle_is_refused_everywhere() {
+    let app = router();
+    let r = get(&app, "/render?target=test.web1.cpu.user&pickle=1").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("pickle"), "{}", r.body);
+    let r = get(&app, "/metrics/find/?query=test.*&format=pickle&local=1").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("pickle"), "{}", r.body);
+}
+
+fn msgpack_value(r: &crate::util::Reply) -> serde_json::Value {
+    rmp_serde::from_slice(&r.bytes).unwrap_or_else(|e| panic!("not msgpack ({e}): {:?}", r.bytes))
+}
+
+#[tokio::test]
+async fn render_dygraph_rows_nulls_jsonp_and_empty() {
+    let app = router();
+    let r = get(
+        &app,
+        "/render?target=test.web1.cpu.user&target=test.sparse.gauge&from=-3min&format=dygraph",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type(), "application/json");
+    // Timestamps in ms from the first series; sparse.gauge is null off every third minute.
+    let t0 = (NOW - 120) * 1000;
+    assert_eq!(
+        r.body,
+        format!(
+            r#"{{"labels" : ["Time", "test.web1.cpu.user", "test.sparse.gauge"], "data" : [[{t0}, 12.0, null], [{}, 11.0, null], [{}, 10.0, 0.0]]}}"#,
+            t0 + 60_000,
+            t0 + 120_000
+        )
+    );
+    let j = r.json();
+    assert_eq!(j["labels"][0], "Time");
+    let r = get(
+        &app,
+        "/render?target=test.web1.cpu.user&from=-1min&format=dygraph&jsonp=cb",
+    )
+    .await;
+    assert_eq!(r.content_type(), "text/javascript");
+    assert_eq!(
+        r.body,
+        format!(
+            r#"cb({{"labels" : ["Time", "test.web1.cpu.user"], "data" : [[{}, 10.0]]}})"#,
+            NOW * 1000
+        )
+    );
+    for q in ["format=dygraph", "target=no.such.*&format=dygraph"] {
+        assert_eq!(get(&app, &format!("/render?{q}")).await.body, "{}");
+    }
+    let r = get(&app, "/render?target=no.such&format=dygraph&jsonp=cb").await;
+    assert_eq!(r.body, "cb({})");
+}
+
+#[tokio::test]
+async fn render_rickshaw_exact_text_jsonp_pretty_and_empty() {
+    let app = router();
+    let r = get(
+        &app,
+        "/render?target=test.sparse.gauge&from=-3min&format=rickshaw",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type(), "application/json");
+    assert_eq!(
+        r.body,
+        format!(
+            r#"[{{"target": "test.sparse.gauge", "datapoints": [{{"x": {}, "y": null}}, {{"x": {}, "y": null}}, {{"x": {NOW}, "y": 0.0}}]}}]"#,
+            NOW - 120,
+            NOW - 60
+        )
+    );
+    let r = get(
+        &app,
+        "/render?target=test.web1.cpu.user&from=-1min&format=rickshaw&jsonp=cb",
+    )
+    .await;
+    assert_eq!(r.content_type(), "text/javascript");
+    assert_eq!(
+        r.body,
+        format!(
+            r#"cb([{{"target": "test.web1.cpu.user", "datapoints": [{{"x": {NOW}, "y": 10.0}}]}}])"#
+        )
+    );
+    let r = get(
+        &app,
+        "/render?target=test.web1.cpu.user&from=-1min&format=rickshaw&pretty=1",
+    )
+    .await;
+    assert!(r.body.starts_with("[\n  {\n    \"target\": "), "{}", r.body);
+    assert_eq!(r.json()[0]["datapoints"][0]["y"], 10.0);
+    assert_eq!(
+        get(&app, "/render?target=no.such.*&format=rickshaw")
+            .await
+            .body,
+        "[]"
+    );
+}
+
+#[tokio::test]
+async fn render_msgpack_is_graphite_series_info() {
+    let app = router();
+    let r = get(
+        &app,
+        "/render/?target=test.web*.cpu.user&target=test.sparse.gauge&from=-3min&format=msgpack&local=1&noCache=1",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Exactly this type: graphite-web unpickles anything else.
+    assert_eq!(r.content_type(), "application/x-msgpack");
+    let v = msgpack_value(&r);
+    let list = v.as_array().expect("list");
+    assert_eq!(list.len(), 3);
+    assert_eq!(
+        list[0],
+        json!({
+            "name": "test.web1.cpu.user", "start": NOW - 120, "end": NOW + 60, "step": 60,
+            "values": [12.0, 11.0, 10.0], "pathExpression": "test.web*.cpu.user",
+            "valuesPerPoint": 1, "consolidationFunc": "average", "xFilesFactor": 0.0
+        })
+    );
+    assert_eq!(list[1]["name"], "test.web2.cpu.user");
+    assert_eq!(list[2]["pathExpression"], "test.sparse.gauge");
+    assert_eq!(list[2]["values"], json!([null, null, 0.0]));
+    // Functions keep graphite-web's naming; jsonp is not a msgpack option.
+    let r = get(
+        &app,
+        "/render?target=sumSeries(test.web*.cpu.user)&from=-1min&format=msgpack&jsonp=cb",
+    )
+    .await;
+    assert_eq!(r.content_type(), "application/x-msgpack");
+    let v = msgpack_value(&r);
+    assert_eq!(v[0]["name"], "sumSeries(test.web*.cpu.user)");
+    assert_eq!(v[0]["values"], json!([30.0]));
+    let r = get(&app, "/render?target=no.such.*&format=msgpack").await;
+    assert_eq!(r.bytes, [0x90]);
+}
+
+#[tokio::test]
+async fn find_msgpack_is_graphite_node_list() {
+    // What graphite-web's RemoteFinder sends: GET /metrics/find/ with local, format, query
+    // and from/until as integers.
+    let app = router();
+    let r = get(
+        &app,
+        &format!(
+            "/metrics/find/?local=1&format=msgpack&query=test.web1.cpu.*&from={}&until={NOW}",
+            NOW - 3600
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type(), "application/x-msgpack");
+    assert_eq!(
+        msgpack_value(&r),
+        json!([
+            {"path": "test.web1.cpu.idle", "is_leaf": true},
+            {"path": "test.web1.cpu.user", "is_leaf": true}
+        ])
+    );
+    // REMOTE_STORE_USE_POST sends the same fields as a form.
+    let r = post_form(
+        &app,
+        "/metrics/find/",
+        "local=1&format=msgpack&query=test.*",
+    )
+    .await;
+    assert_eq!(
+        msgpack_value(&r),
+        json!([
+            {"path": "test.sparse", "is_leaf": false},
+            {"path": "test.web1", "is_leaf": false},
+            {"path": "test.web2", "is_leaf": false}
+        ])
+    );
+    let r = get(&app, "/metrics/find/?format=msgpack&query=no.such.*").await;
+    assert_eq!(r.bytes, [0x90]);
 }
 
 #[tokio::test]

@@ -59,24 +59,70 @@ impl Drop for GraphiteWeb {
     }
 }
 
-fn env_for(cmd: &mut Command, venv: &Path, storage: &Path) {
+/// The settings module a front end adds on top of the suite's own (`charcoal_gw_settings`,
+/// written by .ci/setup-graphite-web.sh), kept in the instance's directory.
+const FRONT_END_SETTINGS: &str = "charcoal_gw_front_end";
+
+fn env_for(cmd: &mut Command, venv: &Path, storage: &Path, front_end: bool) {
+    let (path, module) = if front_end {
+        let paths = [storage.join("settings"), venv.join("settings")];
+        let joined = std::env::join_paths(paths).expect("PYTHONPATH");
+        (joined, FRONT_END_SETTINGS)
+    } else {
+        (
+            venv.join("settings").into_os_string(),
+            "charcoal_gw_settings",
+        )
+    };
     cmd.env("CHARCOAL_GW_STORAGE_DIR", storage)
-        .env("PYTHONPATH", venv.join("settings"))
-        .env("GRAPHITE_SETTINGS_MODULE", "charcoal_gw_settings")
+        .env("PYTHONPATH", path)
+        .env("GRAPHITE_SETTINGS_MODULE", module)
         .env("DJANGO_SETTINGS_MODULE", "graphite.settings")
         .env("GRAPHITE_NO_PREFIX", "1");
 }
 
+fn python_installed(venv: &Path) -> PathBuf {
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists() && venv.join("bin/gunicorn").exists(),
+        "CHARCOAL_INTEROP=1 but graphite-web is not installed at {} (run .ci/setup-graphite-web.sh)",
+        venv.display()
+    );
+    python
+}
+
 impl GraphiteWeb {
+    /// A graphite-web front end with no data of its own (an empty WHISPER_DIR) that reads
+    /// `cluster_servers` (graphite-web's `CLUSTER_SERVERS` entries, e.g.
+    /// `"127.0.0.1:8080?format=msgpack"`). Only what the suite's settings override is set
+    /// back: `STORAGE_FINDERS` with graphite-web's default `RemoteFinder` first; every other
+    /// cluster setting (REMOTE_*, INTRACLUSTER_HTTPS, FIND/FETCH timeouts) keeps its default.
+    pub fn start_front_end(cluster_servers: &[String]) -> GraphiteWeb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("whisper")).expect("empty whisper dir");
+        std::fs::create_dir_all(dir.path().join("settings")).expect("settings dir");
+        let servers: Vec<String> = cluster_servers.iter().map(|s| format!("{s:?}")).collect();
+        let module = format!(
+            "from charcoal_gw_settings import *  # noqa\n\
+             STORAGE_FINDERS = (\n\
+             \x20   'graphite.finders.remote.RemoteFinder',\n\
+             \x20   'graphite.finders.standard.StandardFinder',\n\
+             )\n\
+             CLUSTER_SERVERS = [{}]\n",
+            servers.join(", ")
+        );
+        std::fs::write(
+            dir.path().join(format!("settings/{FRONT_END_SETTINGS}.py")),
+            module,
+        )
+        .expect("write front-end settings");
+        Self::launch(dir, true)
+    }
+
     /// Writes the fixture with `profile` and starts graphite-web over it.
     pub fn start(profile: &str) -> GraphiteWeb {
         let venv = venv();
-        let python = venv.join("bin/python");
-        assert!(
-            python.exists() && venv.join("bin/gunicorn").exists(),
-            "CHARCOAL_INTEROP=1 but graphite-web is not installed at {} (run .ci/setup-graphite-web.sh)",
-            venv.display()
-        );
+        let python = python_installed(&venv);
         let dir = tempfile::tempdir().expect("tempdir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gw_fixture.py");
         let out = Command::new(&python)
@@ -95,9 +141,26 @@ impl GraphiteWeb {
             .lines()
             .map(str::to_owned)
             .collect();
+        let gw = Self::launch(dir, false);
+        if !tagged.is_empty() {
+            let body: String = tagged
+                .iter()
+                .map(|t| format!("path={}&", super::util::enc(t)))
+                .collect();
+            plain_http::Client
+                .post_form(&format!("{}/tags/tagMultiSeries", gw.base), &body)
+                .expect("register tagged series");
+        }
+        gw
+    }
+
+    /// Migrates the Django database in `dir` and starts gunicorn over it on a free port.
+    fn launch(dir: tempfile::TempDir, front_end: bool) -> GraphiteWeb {
+        let venv = venv();
+        python_installed(&venv);
         let mut migrate = Command::new(venv.join("bin/django-admin"));
         migrate.args(["migrate", "--run-syncdb", "-v0"]);
-        env_for(&mut migrate, &venv, dir.path());
+        env_for(&mut migrate, &venv, dir.path(), front_end);
         let m = migrate.output().expect("django-admin migrate");
         assert!(
             m.status.success(),
@@ -121,7 +184,7 @@ impl GraphiteWeb {
         ])
         .stdout(Stdio::null())
         .stderr(log);
-        env_for(&mut cmd, &venv, dir.path());
+        env_for(&mut cmd, &venv, dir.path(), front_end);
         let child = cmd.spawn().expect("start gunicorn");
         let gw = GraphiteWeb {
             child,
@@ -147,15 +210,6 @@ impl GraphiteWeb {
             "graphite-web did not come up; see {}",
             gw.dir.path().join("gunicorn.log").display()
         );
-        if !tagged.is_empty() {
-            let body: String = tagged
-                .iter()
-                .map(|t| format!("path={}&", super::util::enc(t)))
-                .collect();
-            client
-                .post_form(&format!("{}/tags/tagMultiSeries", gw.base), &body)
-                .expect("register tagged series");
-        }
         gw
     }
 
@@ -639,6 +693,148 @@ fn compare_render(theirs: &Value, ours: &Value) -> Vec<String> {
     diffs
 }
 
+/// Two JSON-ish answers (dygraph's `Infinity` included, jsonp unwrapped) equal up to number
+/// tolerance and with identical text outside the numbers.
+fn compare_text_json(theirs: &str, ours: &str) -> Option<String> {
+    let unwrap = |t: &str| -> (bool, String) {
+        match t.strip_prefix("cb(").and_then(|t| t.strip_suffix(')')) {
+            Some(inner) => (true, inner.to_owned()),
+            None => (false, t.to_owned()),
+        }
+    };
+    let ((tj, tb), (oj, ob)) = (unwrap(theirs), unwrap(ours));
+    if tj != oj {
+        return Some(format!(
+            "jsonp wrapping differs: {theirs:?} vs ours {ours:?}"
+        ));
+    }
+    // The text with every number replaced, so layout and names must match byte for byte.
+    let skeleton = |t: &str| regex_lite_numbers(t);
+    if skeleton(&tb) != skeleton(&ob) {
+        return Some(format!("text differs: {theirs:?} vs ours {ours:?}"));
+    }
+    let clean = |t: &str| {
+        t.replace("-Infinity", "-1e9999")
+            .replace("Infinity", "1e9999")
+    };
+    let (t, o) = (parse_json(&clean(&tb)), parse_json(&clean(&ob)));
+    if !json_close(&t, &o) {
+        return Some(format!("values differ: {theirs:?} vs ours {ours:?}"));
+    }
+    None
+}
+
+/// `text` with each JSON number (outside strings) replaced by `#`.
+fn regex_lite_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_str = false;
+    let mut escaped = false;
+    let mut in_num = false;
+    for c in text.chars() {
+        if in_str {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        let numeric = c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E');
+        if numeric {
+            if !in_num {
+                out.push('#');
+                in_num = true;
+            }
+            continue;
+        }
+        in_num = false;
+        if c == '"' {
+            in_str = true;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Structural JSON equality with numbers compared by [`values_equal`].
+fn json_close(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_close(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((k1, v1), (k2, v2))| k1 == k2 && json_close(v1, v2))
+        }
+        (Value::Number(_), Value::Number(_)) => values_equal(a, b),
+        _ => a == b,
+    }
+}
+
+/// A msgpack answer decoded into a JSON value (nil → null); an error says what came instead.
+async fn fetch_msgpack(client: &::reqwest::Client, url: &str) -> Result<Value, String> {
+    let r = client.get(url).send().await.map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let ctype = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let bytes = r.bytes().await.map_err(|e| e.to_string())?;
+    if status != 200 || ctype != "application/x-msgpack" {
+        return Err(format!(
+            "{status} {ctype}: {}",
+            String::from_utf8_lossy(&bytes)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        ));
+    }
+    rmp_serde::from_slice(&bytes).map_err(|e| format!("undecodable msgpack: {e}"))
+}
+
+/// Two decoded `format=msgpack` series lists: same keys, strings and integers equal, values
+/// within tolerance (nulls exactly).
+fn compare_msgpack_series(theirs: &Value, ours: &Value) -> Option<String> {
+    let (Some(t), Some(o)) = (theirs.as_array(), ours.as_array()) else {
+        return Some(format!("not both lists: {theirs} vs {ours}"));
+    };
+    if t.len() != o.len() {
+        return Some(format!("{} series vs ours {}", t.len(), o.len()));
+    }
+    for (ts, os) in t.iter().zip(o) {
+        let keys = |v: &Value| v.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>());
+        if keys(ts) != keys(os) {
+            return Some(format!("keys {:?} vs ours {:?}", keys(ts), keys(os)));
+        }
+        for k in ["name", "pathExpression", "consolidationFunc"] {
+            if ts[k] != os[k] {
+                return Some(format!("{k}: {} vs ours {}", ts[k], os[k]));
+            }
+        }
+        for k in ["start", "end", "step", "valuesPerPoint", "xFilesFactor"] {
+            if ts[k].as_f64() != os[k].as_f64() {
+                return Some(format!(
+                    "{k} of {}: {} vs ours {}",
+                    ts["name"], ts[k], os[k]
+                ));
+            }
+        }
+        if !json_close(&ts["values"], &os["values"]) {
+            return Some(format!(
+                "values of {}: {} vs ours {}",
+                ts["name"], ts["values"], os["values"]
+            ));
+        }
+    }
+    None
+}
+
 fn parse_json(text: &str) -> Value {
     // graphite-web writes ±Infinity as ±1e9999, which serde_json rejects.
     let cleaned = text
@@ -745,6 +941,92 @@ async fn differential_against_graphite_web() {
             failures.push(format!("{format} of {target}: {tb:?} vs ours {ob:?}"));
         }
     }
+    // dygraph and rickshaw: the same text shape, values compared numerically (graphite-web
+    // writes integer results such as countSeries as Python ints, Charcoal as floats).
+    let json_formats = [
+        ("test.web1.cpu.user", "dygraph"),
+        ("test.web*.cpu.user", "dygraph"),
+        ("test.sparse.m", "dygraph"),
+        ("sumSeries(test.web*.cpu.user)", "dygraph"),
+        ("test.nothing.here", "dygraph"),
+        ("test.web1.cpu.user", "rickshaw"),
+        ("test.web*.cpu.*", "rickshaw"),
+        ("test.sparse.m", "rickshaw"),
+        ("scale(test.neg.value, 0.5)", "rickshaw"),
+        ("test.nothing.here", "rickshaw"),
+    ];
+    for (target, format) in json_formats {
+        for extra in ["", "&jsonp=cb"] {
+            let q = format!(
+                "target={}&from=-30min&now={NOW}&format={format}{extra}",
+                super::util::enc(target)
+            );
+            let (_, tb) = fetch(&client, &format!("{}/render?{q}", gw.base)).await;
+            let (_, ob) = fetch(&client, &format!("{ours_base}/render?{q}")).await;
+            if let Some(d) = compare_text_json(&tb, &ob) {
+                failures.push(format!("{format}{extra} of {target}: {d}"));
+            }
+        }
+    }
+    // msgpack: both answers decoded, then compared key by key.
+    let msgpack_cases = [
+        "test.web1.cpu.user",
+        "test.web*.cpu.*",
+        "test.sparse.m",
+        "sumSeries(test.web*.cpu.user)",
+        "consolidateBy(test.web1.cpu.user, 'max')",
+        "seriesByTag('name=disk.used')",
+        "test.nothing.here",
+    ];
+    for target in msgpack_cases {
+        let q = format!(
+            "target={}&from=-1h&now={NOW}&format=msgpack&local=1&noCache=1",
+            super::util::enc(target)
+        );
+        let theirs = fetch_msgpack(&client, &format!("{}/render/?{q}", gw.base)).await;
+        let ours = fetch_msgpack(&client, &format!("{ours_base}/render/?{q}")).await;
+        match (theirs, ours) {
+            (Ok(t), Ok(o)) => {
+                if let Some(d) = compare_msgpack_series(&t, &o) {
+                    failures.push(format!("msgpack of {target}: {d}"));
+                }
+            }
+            (t, o) => failures.push(format!("msgpack of {target}: {t:?} vs ours {o:?}")),
+        }
+    }
+    for query in [
+        "test.*",
+        "test.web1.cpu.*",
+        "test.{web1,db1}.cpu.u*",
+        "nothing.*",
+    ] {
+        let q = format!(
+            "local=1&format=msgpack&query={}&from={}&until={NOW}",
+            super::util::enc(query),
+            NOW - 3600
+        );
+        let theirs = fetch_msgpack(&client, &format!("{}/metrics/find/?{q}", gw.base)).await;
+        let ours = fetch_msgpack(&client, &format!("{ours_base}/metrics/find/?{q}")).await;
+        // graphite-web adds `intervals` to leaves; Charcoal tracks none (http.rs). Nodes of
+        // the same name (user of web1 and db1) come in graphite-web's shuffled store order
+        // (storage.py `_list_nodes`), so lists are compared ordered by path.
+        let strip = |v: Value| -> Value {
+            let mut v = v;
+            for n in v.as_array_mut().into_iter().flatten() {
+                if let Some(m) = n.as_object_mut() {
+                    m.remove("intervals");
+                }
+            }
+            if let Some(list) = v.as_array_mut() {
+                list.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+            }
+            v
+        };
+        match (theirs, ours) {
+            (Ok(t), Ok(o)) if strip(t.clone()) == strip(o.clone()) => {}
+            (t, o) => failures.push(format!("find msgpack {query}: {t:?} vs ours {o:?}")),
+        }
+    }
     // Finder, expand and tag endpoints compared as JSON values.
     let finder_queries = [
         "/metrics/find?query=*",
@@ -814,7 +1096,13 @@ async fn differential_against_graphite_web() {
         failures.is_empty(),
         "{} of {} comparisons differ (see MISMATCH lines)",
         failures.len(),
-        CASES.len() + ERROR_CASES.len() + finder_queries.len() + 5
+        CASES.len()
+            + ERROR_CASES.len()
+            + finder_queries.len()
+            + 5
+            + 2 * json_formats.len()
+            + msgpack_cases.len()
+            + 4
     );
 }
 
@@ -1041,5 +1329,157 @@ async fn events_against_graphite_web() {
         failures.is_empty(),
         "{} event comparisons differ (see MISMATCH lines)",
         failures.len()
+    );
+}
+
+/// graphite-web 1.1.10 as a front end over a Charcoal back end: a second graphite-web with no
+/// data of its own lists Charcoal in `CLUSTER_SERVERS` as `"127.0.0.1:<port>?format=msgpack"`
+/// (Charcoal refuses pickle, graphite-web's default cluster format), so every find and fetch
+/// it serves goes through its `RemoteFinder`/`RemoteReader` to Charcoal's msgpack answers.
+/// What it answers must equal what the first graphite-web answers over the same files and what
+/// Charcoal answers directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphite_web_front_end_reads_charcoal() {
+    if !enabled() {
+        return;
+    }
+    let gw = tokio::task::spawn_blocking(|| GraphiteWeb::start("interop"))
+        .await
+        .expect("start graphite-web");
+    let store_config = StoreConfig {
+        data_dir: gw.whisper_dir(),
+        ..StoreConfig::default()
+    };
+    let store = Store::open(&store_config, StorageRules::default()).expect("open store");
+    let state = AppState::new(Arc::new(store.clone()), Config::default()).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let ours = serve(listener, state, CancellationToken::new()).expect("serve");
+    let ours_base = format!("http://{}", ours.local_addr());
+    let peer = format!("{}?format=msgpack", ours.local_addr());
+    let front = tokio::task::spawn_blocking(move || GraphiteWeb::start_front_end(&[peer]))
+        .await
+        .expect("start graphite-web front end");
+    let client = ::reqwest::Client::new();
+
+    let cases = [
+        c("test.web1.cpu.user"),
+        c("test.web*.cpu.user"),
+        c("test.*.cpu.*"),
+        c("test.web{1,3}.cpu.{user,idle}"),
+        c("test.sparse.m"),
+        c("test.neg.value"),
+        c("test.nothing.here"),
+        cp("test.web1.cpu.user", "from=-3d"),
+        cp("test.web*.cpu.idle", "from=-2d&until=-1d"),
+        c("sumSeries(test.web*.cpu.user)"),
+        c("aliasByNode(test.web*.cpu.*, 1, 3)"),
+        c("movingAverage(test.web1.cpu.user, 5)"),
+        c("asPercent(test.web*.cpu.user, test.web*.cpu.idle)"),
+        c("summarize(test.web1.cpu.user, '10min', 'max')"),
+        c("seriesByTag('name=disk.used')"),
+        c("seriesByTag('dc=east')"),
+        cp("test.web*.cpu.*", "from=-1d&maxDataPoints=100"),
+    ];
+    let mut failures = Vec::new();
+    let mut non_empty = 0;
+    for case in &cases {
+        let q = format!(
+            "target={}&{}&now={NOW}&format=json",
+            super::util::enc(case.target),
+            case.params
+        );
+        let (fs, fb) = fetch(&client, &format!("{}/render?{q}", front.base)).await;
+        let (ts, tb) = fetch(&client, &format!("{}/render?{q}", gw.base)).await;
+        let (os, ob) = fetch(&client, &format!("{ours_base}/render?{q}")).await;
+        if fs != 200 || ts != 200 || os != 200 {
+            failures.push(format!(
+                "{} [{}]: front end {fs} {}, graphite-web {ts}, Charcoal {os}",
+                case.target,
+                case.params,
+                fb.chars().take(300).collect::<String>()
+            ));
+            continue;
+        }
+        let front_json = parse_json(&fb);
+        if front_json.as_array().is_some_and(|a| !a.is_empty()) {
+            non_empty += 1;
+        }
+        for (who, other) in [("graphite-web", &tb), ("Charcoal", &ob)] {
+            for d in compare_render(&parse_json(other), &front_json) {
+                failures.push(format!(
+                    "{} [{}]: {who} vs front end: {d}",
+                    case.target, case.params
+                ));
+            }
+        }
+    }
+    // The finder through the cluster: tree, completer and node list as graphite-web answers
+    // them over its own files; format=json without `intervals` (the front end reports `[]`
+    // for remote leaves whose peer sent none, graphite-web the file's span).
+    let finder_queries = [
+        "/metrics/find?query=*",
+        "/metrics/find?query=test.*",
+        "/metrics/find?query=test.web1.cpu.*",
+        "/metrics/find?query=test.{web1,db1}.cpu.*",
+        "/metrics/find?query=test.*.cpu",
+        "/metrics/find?query=test.web*.cpu.*&wildcards=1",
+        "/metrics/find?query=test.*.cpu.*&leavesOnly=1",
+        "/metrics/find?query=test.w&format=completer",
+        "/metrics/find?query=test.*.cpu.user&format=nodelist&position=1",
+        "/metrics/find?query=test.web*.cpu.*&format=json",
+        "/metrics/find?query=nothing.*",
+        "/metrics/expand?query=test.web*.cpu.u*&leavesOnly=1",
+    ];
+    let strip_intervals = |mut v: Value| -> Value {
+        for n in v.as_array_mut().into_iter().flatten() {
+            if let Some(m) = n.as_object_mut() {
+                m.remove("intervals");
+            }
+        }
+        v
+    };
+    for path in finder_queries {
+        let (fs, fb) = fetch(&client, &format!("{}{path}", front.base)).await;
+        let (ts, tb) = fetch(&client, &format!("{}{path}", gw.base)).await;
+        if fs != ts || strip_intervals(parse_json(&fb)) != strip_intervals(parse_json(&tb)) {
+            failures.push(format!(
+                "{path}: graphite-web {ts} {tb} vs front end {fs} {fb}"
+            ));
+        }
+    }
+    let (_, fb) = fetch(&client, &format!("{}/metrics/index.json", front.base)).await;
+    let (_, ob) = fetch(&client, &format!("{ours_base}/metrics/index.json")).await;
+    if parse_json(&fb) != parse_json(&ob) {
+        failures.push(format!("index.json: Charcoal {ob} vs front end {fb}"));
+    }
+    assert!(
+        non_empty + 1 >= cases.len(),
+        "only {non_empty} of {} cases returned series through the front end; see {}",
+        cases.len(),
+        front.dir.path().join("gunicorn.log").display()
+    );
+    ours.shutdown().await.expect("shutdown");
+    store.close();
+    let mut report = std::io::stderr();
+    for f in &failures {
+        let _ = writeln!(report, "MISMATCH {f}");
+    }
+    let log = std::fs::read_to_string(front.dir.path().join("gunicorn.log")).unwrap_or_default();
+    drop(front);
+    drop(gw);
+    assert!(
+        failures.is_empty(),
+        "{} front-end comparisons differ (see MISMATCH lines); front-end log tail:\n{}",
+        failures.len(),
+        log.lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

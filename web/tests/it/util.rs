@@ -64,6 +64,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: String,
+    /// The body as sent (msgpack is binary).
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -88,6 +90,7 @@ pub async fn send(app: &Router, req: Request<Body>) -> Reply {
         status,
         headers,
         body: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes: bytes.to_vec(),
     }
 }
 
