@@ -248,11 +248,21 @@ pub(crate) struct Params {
 }
 
 impl Params {
+    #[cfg(test)]
     fn parse(query: Option<&str>, body: &[u8]) -> Self {
+        Self::parse_with(query, body, None)
+    }
+
+    /// Like [`Params::parse`], reading the body as `multipart/form-data` with `boundary` when
+    /// one is given (else as a URL-encoded form).
+    fn parse_with(query: Option<&str>, body: &[u8], boundary: Option<&str>) -> Self {
         let mut pairs: Vec<(String, String)> = query
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
-        pairs.extend(form_urlencoded::parse(body).into_owned());
+        match boundary {
+            Some(b) => pairs.extend(multipart_fields(body, b)),
+            None => pairs.extend(form_urlencoded::parse(body).into_owned()),
+        }
         Params { pairs }
     }
 
@@ -288,10 +298,77 @@ impl Params {
     }
 }
 
+/// The `boundary` of a `multipart/form-data` Content-Type, unquoted.
+fn multipart_boundary(headers: &HeaderMap) -> Option<String> {
+    let ctype = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let (mime, params) = ctype.split_once(';')?;
+    if !mime.trim().eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    params.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_owned())
+            .filter(|b| !b.is_empty())
+    })
+}
+
+/// The text fields of a `multipart/form-data` body (RFC 7578), in order. graphite-web 1.1's
+/// cluster client sends its find and render fields this way with `REMOTE_STORE_USE_POST =
+/// True` (urllib3's `request` encodes a POST's `fields` as multipart), and Django reads them
+/// into `request.POST`, so Charcoal does too. Parts without a `name` are skipped; a malformed
+/// body yields the fields read before the damage.
+fn multipart_fields(body: &[u8], boundary: &str) -> Vec<(String, String)> {
+    let delimiter = format!("--{boundary}");
+    let delimiter = delimiter.as_bytes();
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let mut out = Vec::new();
+    let Some(first) = find(body, delimiter) else {
+        return out;
+    };
+    let mut rest = &body[first + delimiter.len()..];
+    loop {
+        if rest.starts_with(b"--") {
+            break; // the close delimiter
+        }
+        let Some(part_start) = find(rest, b"\r\n").map(|i| i + 2) else {
+            break;
+        };
+        rest = &rest[part_start..];
+        let Some(end) = find(rest, delimiter) else {
+            break;
+        };
+        let part = &rest[..end];
+        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
+        if let Some(split) = find(part, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&part[..split]);
+            let value = &part[split + 4..];
+            let name = head.split("\r\n").find_map(|line| {
+                let (k, v) = line.split_once(':')?;
+                if !k.trim().eq_ignore_ascii_case("content-disposition") {
+                    return None;
+                }
+                v.split(';').find_map(|p| {
+                    let (k, v) = p.split_once('=')?;
+                    (k.trim() == "name").then(|| v.trim().trim_matches('"').to_owned())
+                })
+            });
+            if let Some(name) = name {
+                out.push((name, String::from_utf8_lossy(value).into_owned()));
+            }
+        }
+        rest = &rest[end + delimiter.len()..];
+    }
+    out
+}
+
 async fn read_params(req: Request) -> Result<Params, ApiError> {
     let query = req.uri().query().map(str::to_owned);
-    // Grafana always sends form bodies; any POST body is read as a form (graphite-web's
-    // Django does the same for its form content type, which is all clients send).
+    let boundary = multipart_boundary(req.headers());
+    // Grafana always sends URL-encoded form bodies; a POST body is read as one unless it is
+    // declared multipart/form-data (graphite-web cluster clients with REMOTE_STORE_USE_POST),
+    // as Django fills `request.POST` from either.
     let body: Bytes = if req.method() == Method::POST {
         axum::body::to_bytes(req.into_body(), MAX_BODY)
             .await
@@ -299,7 +376,11 @@ async fn read_params(req: Request) -> Result<Params, ApiError> {
     } else {
         Bytes::new()
     };
-    Ok(Params::parse(query.as_deref(), &body))
+    Ok(Params::parse_with(
+        query.as_deref(),
+        &body,
+        boundary.as_deref(),
+    ))
 }
 
 fn time_bounds(state: &AppState, p: &Params, tz: &TimeZone) -> Result<(i64, i64, i64), ApiError> {
@@ -1396,6 +1477,43 @@ mod tests {
             Some("a.{b,c}.*"),
             "Grafana sends find queries unencoded"
         );
+    }
+
+    #[test]
+    fn multipart_form_fields_like_urllib3_sends_them() {
+        // urllib3's encode_multipart_formdata for graphite-web's RemoteReader fields.
+        let body = b"--b0undary\r\n\
+Content-Disposition: form-data; name=\"format\"\r\n\r\nmsgpack\r\n\
+--b0undary\r\n\
+Content-Disposition: form-data; name=\"target\"\r\n\r\nseriesByTag('a=b')\r\n\
+--b0undary\r\n\
+Content-Disposition: form-data; name=\"target\"\r\n\r\nx.{y,z}\r\n\
+--b0undary\r\n\
+Content-Disposition: form-data; name=\"empty\"\r\n\r\n\r\n\
+--b0undary--\r\n";
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("multipart/form-data; boundary=b0undary"),
+        );
+        let boundary = multipart_boundary(&headers);
+        assert_eq!(boundary.as_deref(), Some("b0undary"));
+        let p = Params::parse_with(Some("local=1"), body, boundary.as_deref());
+        assert_eq!(p.get("local"), Some("1"));
+        assert_eq!(p.get("format"), Some("msgpack"));
+        assert_eq!(p.get_all("target"), vec!["seriesByTag('a=b')", "x.{y,z}"]);
+        assert_eq!(p.get("empty"), Some(""));
+        // Damaged or foreign bodies give what could be read, never a panic.
+        assert!(multipart_fields(b"no delimiter", "b0undary").is_empty());
+        assert_eq!(multipart_fields(&body[..60], "b0undary"), vec![]);
+        let quoted = HeaderValue::from_static("multipart/form-data; boundary=\"q\"");
+        headers.insert(header::CONTENT_TYPE, quoted);
+        assert_eq!(multipart_boundary(&headers).as_deref(), Some("q"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        assert_eq!(multipart_boundary(&headers), None);
     }
 
     #[test]

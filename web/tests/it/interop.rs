@@ -96,8 +96,9 @@ impl GraphiteWeb {
     /// `cluster_servers` (graphite-web's `CLUSTER_SERVERS` entries, e.g.
     /// `"127.0.0.1:8080?format=msgpack"`). Only what the suite's settings override is set
     /// back: `STORAGE_FINDERS` with graphite-web's default `RemoteFinder` first; every other
-    /// cluster setting (REMOTE_*, INTRACLUSTER_HTTPS, FIND/FETCH timeouts) keeps its default.
-    pub fn start_front_end(cluster_servers: &[String]) -> GraphiteWeb {
+    /// cluster setting (REMOTE_*, INTRACLUSTER_HTTPS, FIND/FETCH timeouts) keeps its default
+    /// unless `extra_settings` (Python lines) changes it.
+    pub fn start_front_end(cluster_servers: &[String], extra_settings: &str) -> GraphiteWeb {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("whisper")).expect("empty whisper dir");
         std::fs::create_dir_all(dir.path().join("settings")).expect("settings dir");
@@ -108,7 +109,8 @@ impl GraphiteWeb {
              \x20   'graphite.finders.remote.RemoteFinder',\n\
              \x20   'graphite.finders.standard.StandardFinder',\n\
              )\n\
-             CLUSTER_SERVERS = [{}]\n",
+             CLUSTER_SERVERS = [{}]\n\
+             {extra_settings}",
             servers.join(", ")
         );
         std::fs::write(
@@ -1332,67 +1334,66 @@ async fn events_against_graphite_web() {
     );
 }
 
-/// graphite-web 1.1.10 as a front end over a Charcoal back end: a second graphite-web with no
-/// data of its own lists Charcoal in `CLUSTER_SERVERS` as `"127.0.0.1:<port>?format=msgpack"`
-/// (Charcoal refuses pickle, graphite-web's default cluster format), so every find and fetch
-/// it serves goes through its `RemoteFinder`/`RemoteReader` to Charcoal's msgpack answers.
-/// What it answers must equal what the first graphite-web answers over the same files and what
-/// Charcoal answers directly.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graphite_web_front_end_reads_charcoal() {
-    if !enabled() {
-        return;
-    }
-    let gw = tokio::task::spawn_blocking(|| GraphiteWeb::start("interop"))
-        .await
-        .expect("start graphite-web");
-    let store_config = StoreConfig {
-        data_dir: gw.whisper_dir(),
-        ..StoreConfig::default()
-    };
-    let store = Store::open(&store_config, StorageRules::default()).expect("open store");
-    let state = AppState::new(Arc::new(store.clone()), Config::default()).expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let ours = serve(listener, state, CancellationToken::new()).expect("serve");
-    let ours_base = format!("http://{}", ours.local_addr());
-    let peer = format!("{}?format=msgpack", ours.local_addr());
-    let front = tokio::task::spawn_blocking(move || GraphiteWeb::start_front_end(&[peer]))
-        .await
-        .expect("start graphite-web front end");
-    let client = ::reqwest::Client::new();
+/// Render targets compared through a graphite-web front end.
+const FRONT_END_CASES: &[Case] = &[
+    c("test.web1.cpu.user"),
+    c("test.web*.cpu.user"),
+    c("test.*.cpu.*"),
+    c("test.web{1,3}.cpu.{user,idle}"),
+    c("test.sparse.m"),
+    c("test.neg.value"),
+    c("test.nothing.here"),
+    cp("test.web1.cpu.user", "from=-3d"),
+    cp("test.web*.cpu.idle", "from=-2d&until=-1d"),
+    c("sumSeries(test.web*.cpu.user)"),
+    c("aliasByNode(test.web*.cpu.*, 1, 3)"),
+    c("movingAverage(test.web1.cpu.user, 5)"),
+    c("asPercent(test.web*.cpu.user, test.web*.cpu.idle)"),
+    c("summarize(test.web1.cpu.user, '10min', 'max')"),
+    c("seriesByTag('name=disk.used')"),
+    c("seriesByTag('dc=east')"),
+    cp("test.web*.cpu.*", "from=-1d&maxDataPoints=100"),
+];
 
-    let cases = [
-        c("test.web1.cpu.user"),
-        c("test.web*.cpu.user"),
-        c("test.*.cpu.*"),
-        c("test.web{1,3}.cpu.{user,idle}"),
-        c("test.sparse.m"),
-        c("test.neg.value"),
-        c("test.nothing.here"),
-        cp("test.web1.cpu.user", "from=-3d"),
-        cp("test.web*.cpu.idle", "from=-2d&until=-1d"),
-        c("sumSeries(test.web*.cpu.user)"),
-        c("aliasByNode(test.web*.cpu.*, 1, 3)"),
-        c("movingAverage(test.web1.cpu.user, 5)"),
-        c("asPercent(test.web*.cpu.user, test.web*.cpu.idle)"),
-        c("summarize(test.web1.cpu.user, '10min', 'max')"),
-        c("seriesByTag('name=disk.used')"),
-        c("seriesByTag('dc=east')"),
-        cp("test.web*.cpu.*", "from=-1d&maxDataPoints=100"),
-    ];
+/// Finder, expand and tag queries compared through a graphite-web front end: as graphite-web
+/// answers them over its own files, format=json without `intervals` (the front end reports
+/// `[]` for remote leaves whose peer sent none, graphite-web the file's span).
+const FRONT_END_QUERIES: &[&str] = &[
+    "/metrics/find?query=*",
+    "/metrics/find?query=test.*",
+    "/metrics/find?query=test.web1.cpu.*",
+    "/metrics/find?query=test.{web1,db1}.cpu.*",
+    "/metrics/find?query=test.*.cpu",
+    "/metrics/find?query=test.web*.cpu.*&wildcards=1",
+    "/metrics/find?query=test.*.cpu.*&leavesOnly=1",
+    "/metrics/find?query=test.w&format=completer",
+    "/metrics/find?query=test.*.cpu.user&format=nodelist&position=1",
+    "/metrics/find?query=test.web*.cpu.*&format=json",
+    "/metrics/find?query=nothing.*",
+    "/metrics/expand?query=test.web*.cpu.u*&leavesOnly=1",
+    "/tags/autoComplete/tags?expr=dc%3Deast",
+    "/tags/autoComplete/values?tag=host",
+];
+
+/// Compares one front end's answers with graphite-web's and Charcoal's own; returns the
+/// differences and how many render cases returned series.
+async fn compare_front_end(
+    client: &::reqwest::Client,
+    front: &str,
+    gw: &str,
+    ours: &str,
+) -> (Vec<String>, usize) {
     let mut failures = Vec::new();
     let mut non_empty = 0;
-    for case in &cases {
+    for case in FRONT_END_CASES {
         let q = format!(
             "target={}&{}&now={NOW}&format=json",
             super::util::enc(case.target),
             case.params
         );
-        let (fs, fb) = fetch(&client, &format!("{}/render?{q}", front.base)).await;
-        let (ts, tb) = fetch(&client, &format!("{}/render?{q}", gw.base)).await;
-        let (os, ob) = fetch(&client, &format!("{ours_base}/render?{q}")).await;
+        let (fs, fb) = fetch(client, &format!("{front}/render?{q}")).await;
+        let (ts, tb) = fetch(client, &format!("{gw}/render?{q}")).await;
+        let (os, ob) = fetch(client, &format!("{ours}/render?{q}")).await;
         if fs != 200 || ts != 200 || os != 200 {
             failures.push(format!(
                 "{} [{}]: front end {fs} {}, graphite-web {ts}, Charcoal {os}",
@@ -1415,23 +1416,6 @@ async fn graphite_web_front_end_reads_charcoal() {
             }
         }
     }
-    // The finder through the cluster: tree, completer and node list as graphite-web answers
-    // them over its own files; format=json without `intervals` (the front end reports `[]`
-    // for remote leaves whose peer sent none, graphite-web the file's span).
-    let finder_queries = [
-        "/metrics/find?query=*",
-        "/metrics/find?query=test.*",
-        "/metrics/find?query=test.web1.cpu.*",
-        "/metrics/find?query=test.{web1,db1}.cpu.*",
-        "/metrics/find?query=test.*.cpu",
-        "/metrics/find?query=test.web*.cpu.*&wildcards=1",
-        "/metrics/find?query=test.*.cpu.*&leavesOnly=1",
-        "/metrics/find?query=test.w&format=completer",
-        "/metrics/find?query=test.*.cpu.user&format=nodelist&position=1",
-        "/metrics/find?query=test.web*.cpu.*&format=json",
-        "/metrics/find?query=nothing.*",
-        "/metrics/expand?query=test.web*.cpu.u*&leavesOnly=1",
-    ];
     let strip_intervals = |mut v: Value| -> Value {
         for n in v.as_array_mut().into_iter().flatten() {
             if let Some(m) = n.as_object_mut() {
@@ -1440,46 +1424,89 @@ async fn graphite_web_front_end_reads_charcoal() {
         }
         v
     };
-    for path in finder_queries {
-        let (fs, fb) = fetch(&client, &format!("{}{path}", front.base)).await;
-        let (ts, tb) = fetch(&client, &format!("{}{path}", gw.base)).await;
+    for path in FRONT_END_QUERIES {
+        let (fs, fb) = fetch(client, &format!("{front}{path}")).await;
+        let (ts, tb) = fetch(client, &format!("{gw}{path}")).await;
         if fs != ts || strip_intervals(parse_json(&fb)) != strip_intervals(parse_json(&tb)) {
             failures.push(format!(
                 "{path}: graphite-web {ts} {tb} vs front end {fs} {fb}"
             ));
         }
     }
-    let (_, fb) = fetch(&client, &format!("{}/metrics/index.json", front.base)).await;
-    let (_, ob) = fetch(&client, &format!("{ours_base}/metrics/index.json")).await;
+    let (_, fb) = fetch(client, &format!("{front}/metrics/index.json")).await;
+    let (_, ob) = fetch(client, &format!("{ours}/metrics/index.json")).await;
     if parse_json(&fb) != parse_json(&ob) {
         failures.push(format!("index.json: Charcoal {ob} vs front end {fb}"));
     }
-    assert!(
-        non_empty + 1 >= cases.len(),
-        "only {non_empty} of {} cases returned series through the front end; see {}",
-        cases.len(),
-        front.dir.path().join("gunicorn.log").display()
-    );
+    (failures, non_empty)
+}
+
+/// graphite-web 1.1.10 as a front end over a Charcoal back end: a second graphite-web with no
+/// data of its own lists Charcoal in `CLUSTER_SERVERS` as `"127.0.0.1:<port>?format=msgpack"`
+/// (Charcoal refuses pickle, graphite-web's default cluster format), so every find and fetch
+/// it serves goes through its `RemoteFinder`/`RemoteReader` to Charcoal's msgpack answers.
+/// What it answers must equal what the first graphite-web answers over the same files and what
+/// Charcoal answers directly. Run twice: with graphite-web's default GET requests and with
+/// `REMOTE_STORE_USE_POST = True` (the same fields as a form body).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphite_web_front_end_reads_charcoal() {
+    if !enabled() {
+        return;
+    }
+    let gw = tokio::task::spawn_blocking(|| GraphiteWeb::start("interop"))
+        .await
+        .expect("start graphite-web");
+    let store_config = StoreConfig {
+        data_dir: gw.whisper_dir(),
+        ..StoreConfig::default()
+    };
+    let store = Store::open(&store_config, StorageRules::default()).expect("open store");
+    let state = AppState::new(Arc::new(store.clone()), Config::default()).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let ours = serve(listener, state, CancellationToken::new()).expect("serve");
+    let ours_base = format!("http://{}", ours.local_addr());
+    let client = ::reqwest::Client::new();
+    let mut failures = Vec::new();
+    let mut logs = String::new();
+    for (method, extra) in [("GET", ""), ("POST", "REMOTE_STORE_USE_POST = True\n")] {
+        let peer = format!("{}?format=msgpack", ours.local_addr());
+        let front =
+            tokio::task::spawn_blocking(move || GraphiteWeb::start_front_end(&[peer], extra))
+                .await
+                .expect("start graphite-web front end");
+        let (found, non_empty) =
+            compare_front_end(&client, &front.base, &gw.base, &ours_base).await;
+        let log_path = front.dir.path().join("gunicorn.log");
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        // Guard against a vacuous pass: the front end has no data but what Charcoal sends.
+        assert!(
+            non_empty + 1 >= FRONT_END_CASES.len(),
+            "{method}: only {non_empty} of {} cases returned series through the front end; log:\n{log}",
+            FRONT_END_CASES.len(),
+        );
+        if !found.is_empty() {
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            logs.push_str(&format!("--- {method} front-end log tail:\n"));
+            for l in tail.into_iter().rev() {
+                logs.push_str(l);
+                logs.push('\n');
+            }
+        }
+        failures.extend(found.into_iter().map(|d| format!("{method}: {d}")));
+        drop(front);
+    }
     ours.shutdown().await.expect("shutdown");
     store.close();
+    drop(gw);
     let mut report = std::io::stderr();
     for f in &failures {
         let _ = writeln!(report, "MISMATCH {f}");
     }
-    let log = std::fs::read_to_string(front.dir.path().join("gunicorn.log")).unwrap_or_default();
-    drop(front);
-    drop(gw);
     assert!(
         failures.is_empty(),
-        "{} front-end comparisons differ (see MISMATCH lines); front-end log tail:\n{}",
+        "{} front-end comparisons differ (see MISMATCH lines)\n{logs}",
         failures.len(),
-        log.lines()
-            .rev()
-            .take(30)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
     );
 }
