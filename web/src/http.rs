@@ -512,19 +512,29 @@ async fn render_handler(State(state): State<AppState>, req: Request) -> Result<R
         Format::Image(_) => Some(graph::parse_options(|k| p.get(k))?),
         _ => None,
     };
-    match p.get("graphType").unwrap_or("line") {
-        "line" => {}
+    // graphite-web 1.1.10 knows `line` (the default) and `pie` (render/glyph.py GraphTypes).
+    let pie_mode = match p.get("graphType").unwrap_or("line") {
+        "line" => None,
         "pie" => {
-            return Err(ApiError::param(
-                "Invalid graphType 'pie': pie charts are not supported",
-            ));
+            if !matches!(format, Format::Image(_)) {
+                // graphite-web fails with a Python error (500) here.
+                return Err(ApiError::param(
+                    "Invalid graphType 'pie' for this format: pie charts are images (format=png or svg)",
+                ));
+            }
+            let mode = p.get("pieMode").unwrap_or("average");
+            Some(graph::PieMode::parse(mode).ok_or_else(|| {
+                ApiError::param(format!(
+                    "Invalid pieMode '{mode}', must be one of ['average', 'maximum', 'minimum']"
+                ))
+            })?)
         }
         other => {
             return Err(ApiError::param(format!(
                 "Invalid graphType '{other}', must be one of ['line', 'pie']"
             )));
         }
-    }
+    };
     let tz = zone_or(p.get("tz"), &state.inner.tz);
     let (start, end, now) = time_bounds(&state, &p, &tz)?;
     let max_data_points = p
@@ -548,7 +558,19 @@ async fn render_handler(State(state): State<AppState>, req: Request) -> Result<R
         })
         .collect();
     let mut exprs = Vec::with_capacity(targets.len());
+    // Pie charts take `name:value` targets as literal slices (graphite-web's renderView).
+    let mut literals: Vec<Option<(String, f64)>> = vec![None; targets.len()];
     for (i, t) in targets.iter().enumerate() {
+        if pie_mode.is_some()
+            && let Some((name, value)) = t.split_once(':')
+        {
+            let value = value
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| ApiError::param(format!("Invalid target '{t}'")))?;
+            literals[i] = Some((name.to_owned(), value));
+            continue;
+        }
         if t.len() > config.max_target_len {
             return Err(ApiError::TargetTooLong {
                 index: i + 1,
@@ -579,9 +601,13 @@ async fn render_handler(State(state): State<AppState>, req: Request) -> Result<R
         ctx.events = events.as_deref();
         ctx.xff = xff;
         ctx.template = template;
-        ctx.evaluate_targets(&exprs)
+        // One list per target, so pie slices keep the request order around literals.
+        exprs
+            .iter()
+            .map(|e| ctx.evaluate_targets(std::slice::from_ref(e)))
+            .collect::<Result<Vec<_>, _>>()
     });
-    let series = match tokio::time::timeout(timeout + Duration::from_secs(1), task).await {
+    let per_target = match tokio::time::timeout(timeout + Duration::from_secs(1), task).await {
         Err(_) => {
             return Err(EvalError::Timeout {
                 limit_ms: limits.timeout_ms,
@@ -599,6 +625,24 @@ async fn render_handler(State(state): State<AppState>, req: Request) -> Result<R
         }
         Ok(Ok(Ok(s))) => s,
     };
+    let pie = pie_mode.map(|mode| {
+        let mut lists = per_target.iter();
+        let mut slices = Vec::new();
+        for literal in &literals {
+            match literal {
+                Some(slice) => slices.push(slice.clone()),
+                None => slices.extend(
+                    lists
+                        .next()
+                        .into_iter()
+                        .flatten()
+                        .map(|s| (s.name.clone(), graph::pie_value(&s.values, mode))),
+                ),
+            }
+        }
+        slices
+    });
+    let series: Vec<_> = per_target.into_iter().flatten().collect();
     let response = match format {
         Format::Json => {
             let opts = JsonOptions {
@@ -633,8 +677,12 @@ async fn render_handler(State(state): State<AppState>, req: Request) -> Result<R
         Format::Image(kind) => {
             let options = graph_options.unwrap_or_default();
             let tz = tz.clone();
+            let chart = match pie {
+                Some(slices) => graph::Chart::Pie(slices),
+                None => graph::Chart::Line(series),
+            };
             let image = run_blocking(move || {
-                graph::render(series, &options, &tz, kind).map_err(ApiError::from)
+                graph::render(chart, &options, &tz, kind).map_err(ApiError::from)
             })
             .await?;
             match (kind, jsonp) {

@@ -27,14 +27,14 @@ const LEGEND_BORDER: Rgba = Rgba::rgb(111, 111, 111);
 const LEGEND_MAX_ITEMS: usize = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Align {
+pub(super) enum Align {
     Left,
     Center,
     Right,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum VAlign {
+pub(super) enum VAlign {
     Top,
     Middle,
     Baseline,
@@ -76,11 +76,11 @@ impl Plot {
 
 /// The plotting area, shrunk step by step as titles, legend and labels take space.
 #[derive(Debug, Clone, Copy)]
-struct Area {
-    xmin: f64,
-    xmax: f64,
-    ymin: f64,
-    ymax: f64,
+pub(super) struct Area {
+    pub(super) xmin: f64,
+    pub(super) xmax: f64,
+    pub(super) ymin: f64,
+    pub(super) ymax: f64,
 }
 
 /// A Y axis with its labels, as placed.
@@ -92,15 +92,15 @@ struct AxisState {
     label_width: f64,
 }
 
-struct Graph<'a, P: Painter> {
-    p: &'a mut P,
-    fonts: &'static Fonts,
-    o: &'a GraphOptions,
-    width: f64,
-    height: f64,
-    margin: f64,
-    area: Area,
-    font_size: f64,
+pub(super) struct Graph<'a, P: Painter> {
+    pub(super) p: &'a mut P,
+    pub(super) fonts: &'static Fonts,
+    pub(super) o: &'a GraphOptions,
+    pub(super) width: f64,
+    pub(super) height: f64,
+    pub(super) margin: f64,
+    pub(super) area: Area,
+    pub(super) font_size: f64,
     /// Leftmost and rightmost x the Y labels may use: the margins, or beside a vertical
     /// title (glyph.py lets wide labels run over the title; Charcoal keeps them apart).
     label_left: f64,
@@ -125,34 +125,7 @@ pub(crate) fn draw<P: Painter>(
     o: &GraphOptions,
     tz: &TimeZone,
 ) -> Result<(), GraphError> {
-    let (width, height) = (f64::from(o.width), f64::from(o.height));
-    p.fill_rect(
-        Rect {
-            x0: 0.0,
-            y0: 0.0,
-            x1: width,
-            y1: height,
-        },
-        o.background,
-    );
-    let mut g = Graph {
-        p,
-        fonts,
-        o,
-        width,
-        height,
-        margin: o.margin,
-        area: Area {
-            xmin: o.margin + 10.0,
-            xmax: width - o.margin,
-            ymin: o.margin,
-            ymax: height - o.margin,
-        },
-        font_size: o.font_size,
-        label_left: o.margin,
-        label_right: width,
-        tz,
-    };
+    let mut g = Graph::new(p, fonts, o, tz);
     let start = series.iter().map(|s| s.start).min();
     let end = series.iter().map(|s| s.end).max();
     match (start, end) {
@@ -164,8 +137,47 @@ pub(crate) fn draw<P: Painter>(
     }
 }
 
+impl<'a, P: Painter> Graph<'a, P> {
+    /// A graph over the whole image, background painted (glyph.py's `Graph.__init__`).
+    pub(super) fn new(
+        p: &'a mut P,
+        fonts: &'static Fonts,
+        o: &'a GraphOptions,
+        tz: &'a TimeZone,
+    ) -> Self {
+        let (width, height) = (f64::from(o.width), f64::from(o.height));
+        p.fill_rect(
+            Rect {
+                x0: 0.0,
+                y0: 0.0,
+                x1: width,
+                y1: height,
+            },
+            o.background,
+        );
+        Graph {
+            p,
+            fonts,
+            o,
+            width,
+            height,
+            margin: o.margin,
+            area: Area {
+                xmin: o.margin + 10.0,
+                xmax: width - o.margin,
+                ymin: o.margin,
+                ymax: height - o.margin,
+            },
+            font_size: o.font_size,
+            label_left: o.margin,
+            label_right: width,
+            tz,
+        }
+    }
+}
+
 impl<P: Painter> Graph<'_, P> {
-    fn no_data(&mut self) {
+    pub(super) fn no_data(&mut self) {
         let size = (self.width * self.height).ln().max(1.0);
         self.text(
             "No Data",
@@ -182,7 +194,7 @@ impl<P: Painter> Graph<'_, P> {
     /// glyph.py's `drawText`: (x, y) is the anchor named by `align`/`valign`, in a frame
     /// rotated by `rotate`.
     #[allow(clippy::too_many_arguments)]
-    fn text(
+    pub(super) fn text(
         &mut self,
         text: &str,
         x: f64,
@@ -675,7 +687,7 @@ impl<P: Painter> Graph<'_, P> {
     }
 
     /// glyph.py's `drawLegend`: coloured boxes and names in columns under the plot.
-    fn legend(&mut self, elements: &[(String, Rgba, bool)], second: bool) {
+    pub(super) fn legend(&mut self, elements: &[(String, Rgba, bool)], second: bool) {
         let (size, bold) = (self.font_size, self.o.font_bold);
         let fg = self.o.foreground;
         let padding = 5.0;

@@ -11,6 +11,7 @@ mod axis;
 mod line;
 mod options;
 mod paint;
+mod pie;
 mod text;
 
 use std::cell::RefCell;
@@ -21,12 +22,39 @@ pub use crate::error::GraphError;
 use crate::series::{NULL, Series};
 pub(crate) use options::GraphOptions;
 use paint::{Bitmap, Coverage, Svg};
+pub(crate) use pie::{PieMode, reduce as pie_value};
 
 /// Image formats of `/render`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ImageFormat {
     Png,
     Svg,
+}
+
+/// What a graph shows: time series as lines (`graphType=line`), or one value per slice
+/// (`graphType=pie`: name and value, in request order).
+#[derive(Debug, Clone)]
+pub(crate) enum Chart {
+    Line(Vec<Series>),
+    Pie(Vec<(String, f64)>),
+}
+
+impl Chart {
+    fn draw<P: paint::Painter>(
+        self,
+        p: &mut P,
+        fonts: &'static text::Fonts,
+        o: &GraphOptions,
+        tz: &TimeZone,
+    ) -> Result<(), GraphError> {
+        match self {
+            Chart::Line(series) => line::draw(p, fonts, series, o, tz),
+            Chart::Pie(slices) => {
+                pie::draw(p, fonts, &slices, o, tz);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Parses and registers the embedded fonts; call once at start-up so the first request does
@@ -58,12 +86,7 @@ struct Canvas {
 }
 
 impl Canvas {
-    fn draw(
-        &mut self,
-        series: Vec<Series>,
-        o: &GraphOptions,
-        tz: &TimeZone,
-    ) -> Result<(), GraphError> {
+    fn draw(&mut self, chart: Chart, o: &GraphOptions, tz: &TimeZone) -> Result<(), GraphError> {
         let fonts = text::fonts()?;
         let len = o.width as usize * o.height as usize * 3;
         self.rgb.clear();
@@ -76,7 +99,7 @@ impl Canvas {
             value: f64::from(o.width),
             limit: options::MAX_SIDE,
         })?;
-        line::draw(&mut bitmap, fonts, series, o, tz)
+        chart.draw(&mut bitmap, fonts, o, tz)
     }
 
     fn encode(&self, out: &mut Vec<u8>) -> Result<(), GraphError> {
@@ -102,16 +125,16 @@ thread_local! {
     static CANVAS: RefCell<Canvas> = RefCell::new(Canvas::default());
 }
 
-/// Draws `series` and returns the encoded image.
+/// Draws `chart` and returns the encoded image.
 pub(crate) fn render(
-    series: Vec<Series>,
+    chart: Chart,
     o: &GraphOptions,
     tz: &TimeZone,
     format: ImageFormat,
 ) -> Result<Vec<u8>, GraphError> {
     match format {
         ImageFormat::Png => CANVAS.with_borrow_mut(|canvas| {
-            let drawn = canvas.draw(series, o, tz);
+            let drawn = canvas.draw(chart, o, tz);
             let mut out = Vec::with_capacity(canvas.rgb.len() / 8);
             let encoded = drawn.and_then(|()| canvas.encode(&mut out));
             // Keep the buffers of ordinary sizes for the next request on this thread; give
@@ -121,16 +144,16 @@ pub(crate) fn render(
             }
             encoded.map(|()| out)
         }),
-        ImageFormat::Svg => svg(series, o, tz).map(String::into_bytes),
+        ImageFormat::Svg => svg(chart, o, tz).map(String::into_bytes),
     }
 }
 
-fn svg(series: Vec<Series>, o: &GraphOptions, tz: &TimeZone) -> Result<String, GraphError> {
+fn svg(chart: Chart, o: &GraphOptions, tz: &TimeZone) -> Result<String, GraphError> {
     let fonts = text::fonts()?;
     let mut out = String::new();
     {
         let mut svg = Svg::new(&mut out, o.width, o.height, fonts);
-        line::draw(&mut svg, fonts, series, o, tz)?;
+        chart.draw(&mut svg, fonts, o, tz)?;
         svg.finish();
     }
     Ok(out)
@@ -191,7 +214,7 @@ impl GraphRenderer {
     /// Draws the series into the RGB buffer.
     pub fn draw(&mut self) -> Result<(), GraphError> {
         self.canvas
-            .draw(self.series.clone(), &self.options, &self.tz)
+            .draw(Chart::Line(self.series.clone()), &self.options, &self.tz)
     }
 
     /// Encodes the last drawing as PNG (the bytes stay valid until the next call).
@@ -207,6 +230,6 @@ impl GraphRenderer {
 
     /// The same graph as an SVG document.
     pub fn svg(&self) -> Result<String, GraphError> {
-        svg(self.series.clone(), &self.options, &self.tz)
+        svg(Chart::Line(self.series.clone()), &self.options, &self.tz)
     }
 }

@@ -154,6 +154,23 @@ impl UnitSystem {
     }
 }
 
+/// How pie slice labels are turned (`pieLabels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PieLabels {
+    /// Level text (the default; also any value other than `rotated`).
+    Horizontal,
+    /// Along each slice's middle angle, kept upright.
+    Rotated,
+}
+
+/// What pie slice labels show (`valueLabels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueLabels {
+    None,
+    Number,
+    Percent,
+}
+
 /// Every image option of one request, defaults applied.
 #[derive(Debug, Clone)]
 pub(crate) struct GraphOptions {
@@ -202,6 +219,12 @@ pub(crate) struct GraphOptions {
     pub right_color: Option<String>,
     pub left_dashed: Option<f64>,
     pub right_dashed: Option<f64>,
+    /// Pie charts only (read when `graphType=pie`).
+    pub pie_labels: PieLabels,
+    pub value_labels: ValueLabels,
+    /// Slices below this (per cent, or value with `valueLabels=number`) get no label.
+    pub value_labels_min: f64,
+    pub value_labels_color: Rgba,
 }
 
 impl Default for GraphOptions {
@@ -250,6 +273,10 @@ impl Default for GraphOptions {
             right_color: None,
             left_dashed: None,
             right_dashed: None,
+            pie_labels: PieLabels::Horizontal,
+            value_labels: ValueLabels::Percent,
+            value_labels_min: 5.0,
+            value_labels_color: Rgba::rgb(0, 0, 0),
         }
     }
 }
@@ -429,6 +456,26 @@ pub(crate) fn parse<'a>(
     o.hide_grid = flag("hideGrid");
     o.graph_only = flag("graphOnly");
     o.y_axis_right = get("yAxisSide").is_some_and(|s| s.eq_ignore_ascii_case("right"));
+    // glyph.py's PieGraph reads these (and fails on bad ones) only for pie charts.
+    if get("graphType") == Some("pie") {
+        if get("pieLabels") == Some("rotated") {
+            o.pie_labels = PieLabels::Rotated;
+        }
+        if let Some(v) = get("valueLabels").filter(|v| !v.is_empty()) {
+            o.value_labels = match v {
+                "none" => ValueLabels::None,
+                "number" => ValueLabels::Number,
+                "percent" => ValueLabels::Percent,
+                _ => return Err(bad("valueLabels", v, "none, number or percent")),
+            };
+        }
+        if let Some(m) = number("valueLabelsMin")? {
+            o.value_labels_min = m;
+        }
+        if let Some(c) = color("valueLabelsColor")? {
+            o.value_labels_color = c;
+        }
+    }
 
     let axis_max = |key: &'static str| -> Result<Option<AxisMax>, GraphError> {
         if get(key) == Some("max") {

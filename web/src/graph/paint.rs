@@ -48,6 +48,93 @@ pub(crate) trait Painter {
     fn fill_spans(&mut self, x0: i32, spans: &[Span], left: f64, right: f64, color: Rgba);
     /// Draws one run of text.
     fn text(&mut self, run: &TextRun<'_>);
+    /// Fills closed polygons (each contour implicitly closed) with the non-zero winding rule,
+    /// anti-aliased like cairo's fills.
+    fn fill_path(&mut self, contours: &[Vec<(f64, f64)>], color: Rgba);
+    /// Draws `run` turned by `angle` radians (clockwise on screen) about its baseline origin
+    /// `origin`; `run.x`/`run.y`/`run.rotate` are ignored.
+    fn text_at_angle(&mut self, run: &TextRun<'_>, origin: (f64, f64), angle: f64);
+}
+
+/// Sub-scanlines per pixel row of [`fill_coverage`].
+const SUBSAMPLES: usize = 16;
+
+/// Coverage (0–1) of every pixel of the image `width`×`height` by `contours` under the
+/// non-zero winding rule, as rows of the bounding box: returns (x0, y0, row width, cells).
+/// Vertically sampled at [`SUBSAMPLES`] lines per row, horizontally exact per crossing.
+pub(crate) fn fill_coverage(
+    contours: &[Vec<(f64, f64)>],
+    width: u32,
+    height: u32,
+) -> Option<(i32, i32, usize, Vec<f32>)> {
+    let mut edges: Vec<((f64, f64), (f64, f64))> = Vec::new();
+    let (mut minx, mut miny, mut maxx, mut maxy) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for c in contours.iter().filter(|c| c.len() >= 3) {
+        for (i, &a) in c.iter().enumerate() {
+            let b = c[(i + 1) % c.len()];
+            if !(a.0.is_finite() && a.1.is_finite()) {
+                return None;
+            }
+            minx = minx.min(a.0);
+            maxx = maxx.max(a.0);
+            miny = miny.min(a.1);
+            maxy = maxy.max(a.1);
+            if a.1 != b.1 {
+                edges.push((a, b));
+            }
+        }
+    }
+    if edges.is_empty() {
+        return None;
+    }
+    let x0 = (minx.floor().max(0.0)) as i32;
+    let y0 = (miny.floor().max(0.0)) as i32;
+    let x1 = (maxx.ceil().min(f64::from(width))) as i32;
+    let y1 = (maxy.ceil().min(f64::from(height))) as i32;
+    if x1 <= x0 || y1 <= y0 {
+        return None;
+    }
+    let w = (x1 - x0) as usize;
+    let mut cells = vec![0f32; w * (y1 - y0) as usize];
+    let mut crossings: Vec<(f64, i32)> = Vec::new();
+    let weight = 1.0 / SUBSAMPLES as f64;
+    for y in y0..y1 {
+        let row = &mut cells[(y - y0) as usize * w..][..w];
+        for s in 0..SUBSAMPLES {
+            let yc = f64::from(y) + (s as f64 + 0.5) * weight;
+            crossings.clear();
+            for &(a, b) in &edges {
+                let (lo, hi, dir) = if a.1 < b.1 { (a, b, 1) } else { (b, a, -1) };
+                if yc < lo.1 || yc >= hi.1 {
+                    continue;
+                }
+                let t = (yc - lo.1) / (hi.1 - lo.1);
+                crossings.push((lo.0 + t * (hi.0 - lo.0), dir));
+            }
+            crossings.sort_by(|p, q| p.0.total_cmp(&q.0));
+            let mut winding = 0;
+            for pair in crossings.windows(2) {
+                winding += pair[0].1;
+                if winding == 0 {
+                    continue;
+                }
+                let (l, r) = (
+                    (pair[0].0 - f64::from(x0)).max(0.0),
+                    (pair[1].0 - f64::from(x0)).min(w as f64),
+                );
+                if r <= l {
+                    continue;
+                }
+                let (li, ri) = (l.floor() as usize, (r.ceil() as usize).min(w));
+                for (i, cell) in row.iter_mut().enumerate().take(ri).skip(li) {
+                    let px = i as f64;
+                    let cover = ((px + 1.0).min(r) - px.max(l)).clamp(0.0, 1.0);
+                    *cell += (cover * weight) as f32;
+                }
+            }
+        }
+    }
+    Some((x0, y0, w, cells))
 }
 
 fn backend_color(c: Rgba) -> BackendColor {
@@ -321,6 +408,33 @@ impl Painter for Bitmap<'_> {
         }
     }
 
+    fn fill_path(&mut self, contours: &[Vec<(f64, f64)>], color: Rgba) {
+        let Some((x0, y0, w, cells)) = fill_coverage(contours, self.width, self.height) else {
+            return;
+        };
+        for (k, &c) in cells.iter().enumerate() {
+            if c > 0.0 {
+                let (x, y) = (x0 + (k % w) as i32, y0 + (k / w) as i32);
+                self.blend(x, y, color, c.min(1.0));
+            }
+        }
+    }
+
+    fn text_at_angle(&mut self, run: &TextRun<'_>, origin: (f64, f64), angle: f64) {
+        let (sin, cos) = angle.sin_cos();
+        let contours: Vec<Vec<(f64, f64)>> = self
+            .fonts
+            .contours(run.text, run.size, run.bold)
+            .into_iter()
+            .map(|c| {
+                c.into_iter()
+                    .map(|(x, y)| (origin.0 + x * cos - y * sin, origin.1 + x * sin + y * cos))
+                    .collect()
+            })
+            .collect();
+        self.fill_path(&contours, run.color);
+    }
+
     fn text(&mut self, run: &TextRun<'_>) {
         let label = self
             .fonts
@@ -457,6 +571,37 @@ impl Painter for Svg<'_> {
                 let _ = self.backend.fill_polygon(poly, &backend_color(color));
             }
         }
+    }
+
+    fn fill_path(&mut self, contours: &[Vec<(f64, f64)>], color: Rgba) {
+        for c in contours.iter().filter(|c| c.len() >= 3) {
+            let poly: Vec<(i32, i32)> = c
+                .iter()
+                .map(|p| (p.0.round() as i32, p.1.round() as i32))
+                .collect();
+            let _ = self.backend.fill_polygon(poly, &backend_color(color));
+        }
+    }
+
+    /// plotters' SVG backend only turns text by quarter turns: the run is written level,
+    /// centred where the turned run would be centred.
+    fn text_at_angle(&mut self, run: &TextRun<'_>, origin: (f64, f64), angle: f64) {
+        let e = self.fonts.extents(run.size, run.bold);
+        let w = self.fonts.width(run.text, run.size, run.bold);
+        let (sin, cos) = angle.sin_cos();
+        // Centre of the turned box, from the baseline origin.
+        let (dx, dy) = (w / 2.0, (e.descent - e.ascent) / 2.0);
+        let centre = (
+            origin.0 + dx * cos - dy * sin,
+            origin.1 + dx * sin + dy * cos,
+        );
+        let level = TextRun {
+            x: centre.0 - w / 2.0,
+            y: centre.1 - e.height() / 2.0,
+            rotate: FontTransform::None,
+            ..run.clone()
+        };
+        self.text(&level);
     }
 
     fn text(&mut self, run: &TextRun<'_>) {

@@ -98,6 +98,56 @@ impl Fonts {
         f64::from(width)
     }
 
+    /// The glyph outlines of `text` as closed polygons (curves flattened), in pixels from the
+    /// baseline origin with y down; filled with the non-zero rule they draw the text.
+    pub fn contours(&self, text: &str, size: f64, bold: bool) -> Vec<Vec<(f64, f64)>> {
+        let font = self.face(bold);
+        let scaled = font.as_scaled(px_scale(font, size));
+        let (hs, vs) = (
+            f64::from(scaled.h_scale_factor()),
+            f64::from(scaled.v_scale_factor()),
+        );
+        let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
+        let mut caret = 0.0f64;
+        let mut previous: Option<GlyphId> = None;
+        for c in text.chars() {
+            let id = font.glyph_id(c);
+            if let Some(p) = previous {
+                caret += f64::from(scaled.kern(p, id));
+            }
+            previous = Some(id);
+            if let Some(outline) = font.outline(id) {
+                let map = |p: ab_glyph::Point| (caret + f64::from(p.x) * hs, -f64::from(p.y) * vs);
+                let mut current: Vec<(f64, f64)> = Vec::new();
+                for curve in &outline.curves {
+                    use ab_glyph::OutlineCurve::{Cubic, Line, Quad};
+                    let (start, points): (ab_glyph::Point, Vec<(f64, f64)>) = match *curve {
+                        Line(a, b) => (a, vec![map(b)]),
+                        Quad(a, b, c) => (a, flatten(&[map(a), map(b), map(c)])),
+                        Cubic(a, b, c, d) => (a, flatten(&[map(a), map(b), map(c), map(d)])),
+                    };
+                    let s = map(start);
+                    let joined = current
+                        .last()
+                        .is_some_and(|l| (l.0 - s.0).abs() < 1e-6 && (l.1 - s.1).abs() < 1e-6);
+                    if !joined {
+                        if current.len() >= 3 {
+                            out.push(std::mem::take(&mut current));
+                        }
+                        current.clear();
+                        current.push(s);
+                    }
+                    current.extend(points);
+                }
+                if current.len() >= 3 {
+                    out.push(current);
+                }
+            }
+            caret += f64::from(scaled.h_advance(id));
+        }
+        out
+    }
+
     /// A text style for plotters backends.
     pub fn label(&'static self, size: f64, bold: bool, color: BackendColor) -> Label {
         Label {
@@ -108,6 +158,26 @@ impl Fonts {
             transform: FontTransform::None,
         }
     }
+}
+
+/// Points along a quadratic or cubic Bézier curve (control points `c`), its start excluded.
+fn flatten(c: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    const STEPS: usize = 8;
+    (1..=STEPS)
+        .map(|i| {
+            let t = i as f64 / STEPS as f64;
+            let u = 1.0 - t;
+            let (w, n): ([f64; 4], usize) = if c.len() == 3 {
+                ([u * u, 2.0 * u * t, t * t, 0.0], 3)
+            } else {
+                ([u * u * u, 3.0 * u * u * t, 3.0 * u * t * t, t * t * t], 4)
+            };
+            c.iter()
+                .take(n)
+                .zip(w)
+                .fold((0.0, 0.0), |acc, (p, k)| (acc.0 + p.0 * k, acc.1 + p.1 * k))
+        })
+        .collect()
 }
 
 /// cairo sizes fonts by the em square; ab_glyph by ascent − descent.

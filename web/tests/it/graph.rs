@@ -211,6 +211,26 @@ const CASES: &[(&str, &str)] = &[
         "ten-minutes-nulls-as-zero",
         "target=test.gappy.a&from=-40min&width=400&height=200&hideGrid=true&yUnitSystem=none&drawNullAsZero=true&areaMode=first",
     ),
+    // Pie charts (graphType=pie), checked by eye against graphite-web 1.1.10's PieGraph
+    // drawing the same values: literal `name:value` targets where graphite-web was given the
+    // same numbers, series reduced by pieMode otherwise.
+    (
+        "pie-default-330x250",
+        "target=web1.requests:10&target=web2.requests:20&target=web3.requests:30&target=web4.requests:1&graphType=pie",
+    ),
+    (
+        "pie-rotated-title-600x400",
+        "target=alpha:42&target=beta:17.5&target=gamma:8&target=delta:3&target=epsilon:29&target=zeta:12&graphType=pie&pieLabels=rotated&title=Rotated labels&width=600&height=400",
+    ),
+    (
+        "pie-dark-numbers-no-legend",
+        "target=a:7.25&target=b:3&target=c:12&target=d:40&graphType=pie&valueLabels=number&bgcolor=black&fgcolor=white&valueLabelsColor=white&colorList=#00a0ff,orange,green,rose&hideLegend=true&width=300&height=300&title=Numbers",
+    ),
+    (
+        "pie-series-maximum",
+        "target=test.web*.cpu.user&target=test.web1.cpu.system&graphType=pie&pieMode=maximum&from=-6h&width=500&height=350",
+    ),
+    ("pie-nodata", "target=does.not.exist&graphType=pie"),
 ];
 
 fn golden_dir() -> PathBuf {
@@ -462,4 +482,123 @@ fn plotters_uses_the_registered_font_not_fontconfig() {
     });
     // DejaVu Sans at 20 px: "Charcoal" is about 85 px wide and 15 px tall (cap height + 'l').
     assert!((70..=100).contains(&w) && (12..=25).contains(&h), "{w}x{h}");
+}
+
+/// Counts the pixels of exactly `rgb`.
+fn count(img: &Image, rgb: [u8; 3]) -> usize {
+    img.rgb.chunks(3).filter(|px| *px == rgb).count()
+}
+
+#[tokio::test]
+async fn pie_png_has_the_requested_size() {
+    let app = router();
+    for (w, h) in [(1, 1), (20, 15), (330, 250), (800, 600), (2000, 90)] {
+        for targets in [
+            "target=a:1&target=b:2",
+            "target=test.web*.cpu.user",
+            "target=nothing.here",
+        ] {
+            let (status, ct, body) = get_bytes(
+                &app,
+                &format!("/render?{targets}&graphType=pie&from=-6h&width={w}&height={h}"),
+            )
+            .await;
+            assert_eq!(
+                (status, ct.as_str()),
+                (StatusCode::OK, "image/png"),
+                "{targets} {w}x{h}"
+            );
+            let img = decode(&body);
+            assert_eq!((img.width, img.height), (w, h), "{targets}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn pie_null_only_series_is_a_zero_slice_and_a_zero_total_an_empty_pie() {
+    let app = router();
+    const BLUE: [u8; 3] = [100, 100, 255];
+    const GREEN: [u8; 3] = [0, 200, 0];
+    // An all-null series counts as 0 (graphite-web: `func(series) or 0`): it keeps its
+    // legend entry and colour, and the next slice is the whole pie.
+    let nulls = "removeAboveValue(test.web1.cpu.user,-1000)";
+    let (status, _, body) = get_bytes(
+        &app,
+        &format!("/render?target={nulls}&target=b:5&graphType=pie&from=-1h"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let img = decode(&body);
+    assert!(count(&img, BLUE) < 200, "only the legend box is blue");
+    assert!(count(&img, GREEN) > 20_000, "the pie is green");
+    // Values adding up to zero: graphite-web divides by zero (500); Charcoal draws the
+    // legend and no slices.
+    let (status, _, body) = get_bytes(
+        &app,
+        &format!("/render?target={nulls}&target=z:0&graphType=pie&from=-1h"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let img = decode(&body);
+    let blue = count(&img, BLUE);
+    assert!(blue > 20 && blue < 200, "legend box only: {blue}");
+    assert!(count(&img, GREEN) < 200, "legend box only");
+}
+
+#[tokio::test]
+async fn pie_modes_reduce_series() {
+    // One literal slice of 50 beside a series whose minimum, average and maximum differ:
+    // the share of the literal's colour (green) follows pieMode.
+    let app = router();
+    let mut greens = Vec::new();
+    for mode in ["minimum", "average", "maximum"] {
+        let (status, _, body) = get_bytes(
+            &app,
+            &format!(
+                "/render?target=test.web4.cpu.user&target=lit:50&graphType=pie&pieMode={mode}&from=-6h&hideLegend=true&valueLabels=none"
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{mode}");
+        greens.push(count(&decode(&body), [0, 200, 0]));
+    }
+    assert!(
+        greens[0] > greens[1] && greens[1] > greens[2],
+        "min > avg > max share: {greens:?}"
+    );
+}
+
+#[tokio::test]
+async fn pie_svg_and_errors() {
+    let app = router();
+    let (status, ct, body) = get_bytes(
+        &app,
+        "/render?target=a:1&target=b:3&graphType=pie&format=svg&title=Share",
+    )
+    .await;
+    assert_eq!((status, ct.as_str()), (StatusCode::OK, "image/svg+xml"));
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("<polygon"), "slices as polygons");
+    assert!(text.contains("%75.00") && text.contains("%25.00"), "labels");
+    assert!(text.contains("Share"), "title");
+    for (q, needle) in [
+        ("target=a:1&graphType=pie&pieMode=median", "pieMode"),
+        ("target=a:1&graphType=pie&pieMode=Average", "pieMode"),
+        ("target=a:1&graphType=pie&valueLabels=some", "valueLabels"),
+        ("target=a:x&graphType=pie", "Invalid target"),
+        ("target=a:1&graphType=pie&format=json", "graphType"),
+        ("target=a.b&graphType=bar", "Invalid graphType 'bar'"),
+    ] {
+        let (status, _, body) = get_bytes(&app, &format!("/render?{q}")).await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {body}");
+        assert!(body.contains(needle), "{q}: {body}");
+    }
+    // Pie-only options are not read for line graphs.
+    let (status, _, _) = get_bytes(
+        &app,
+        "/render?target=test.web1.cpu.user&valueLabels=some&graphType=line",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
 }
