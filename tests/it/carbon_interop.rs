@@ -7,7 +7,9 @@
 //!   written at SIGTERM, with exactly the values sent;
 //! - carbon-cache 1.1.10 (`.ci/setup-carbon.sh`, `CHARCOAL_CARBON_VENV`, default
 //!   /opt/charcoal-interop/carbon), fed the same lines with the same storage-schemas.conf and
-//!   storage-aggregation.conf, writes files with the same header and the same points.
+//!   storage-aggregation.conf, writes files with the same header and the same points;
+//! - Debian's collectd 5.12 (`.ci/setup-collectd.sh`) feeds us through its write_graphite
+//!   plugin, and every line it wrote is in the files.
 //!
 //! Files are read with Python's whisper (`whisper.info`, `whisper.fetch` with a fixed `now`)
 //! plus a plain read of every archive slot; values are compared bit for bit.
@@ -313,6 +315,127 @@ fn etsy_statsd_graphite_backend_feeds_charcoal() {
             "{file}: timestamp {ts}, sent at {sent_at}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// collectd's write_graphite plugin -> charcoal carbon
+
+/// Forwards one connection at a time from a loopback listener to `target`, keeping a copy of
+/// every byte sent (what the client wrote, exactly as Charcoal received it).
+fn recording_proxy(target: SocketAddr) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let copy = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let Ok(mut upstream) = TcpStream::connect(target) else {
+                return;
+            };
+            let mut client = client;
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                match std::io::Read::read(&mut client, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        copy.lock().unwrap().extend_from_slice(&buf[..n]);
+                        if upstream.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn collectd_write_graphite_feeds_charcoal() {
+    if !interop_enabled() {
+        return;
+    }
+    whisper_python();
+    let collectd = std::env::var_os("CHARCOAL_COLLECTD")
+        .map_or_else(|| PathBuf::from("/usr/sbin/collectd"), PathBuf::from);
+    assert!(
+        collectd.exists(),
+        "CHARCOAL_INTEROP=1 but {} is missing (run .ci/setup-collectd.sh)",
+        collectd.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // One-second slots: collectd sends every second.
+    let (server, carbon) = start_charcoal(
+        &data,
+        &[
+            ("CHARCOAL_STORE__DEFAULT_RETENTION", "1s:10m"),
+            ("CHARCOAL_STORE__FLUSH_INTERVAL", "100ms"),
+        ],
+    );
+    let (port, sent) = recording_proxy(carbon);
+    let conf = dir.path().join("collectd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Hostname \"charcoal-test\"\nFQDNLookup false\nInterval 1\nBaseDir \"{d}\"\n\
+             PIDFile \"{d}/collectd.pid\"\nPluginDir \"/usr/lib/collectd\"\n\
+             TypesDB \"/usr/share/collectd/types.db\"\nLoadPlugin load\nLoadPlugin memory\n\
+             LoadPlugin write_graphite\n<Plugin write_graphite>\n  <Node \"charcoal\">\n\
+             \x20   Host \"127.0.0.1\"\n    Port \"{port}\"\n    Protocol \"tcp\"\n\
+             \x20   Prefix \"collectd.\"\n  </Node>\n</Plugin>\n",
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut peer = spawn_logged(
+        "collectd",
+        Command::new(&collectd).arg("-f").arg("-C").arg(&conf),
+        dir.path().join("collectd.log"),
+    );
+    let shortterm = data.join("collectd/charcoal-test/load/load/shortterm.wsp");
+    let used = data.join("collectd/charcoal-test/memory/memory-used.wsp");
+    wait_until(30, "collectd's load and memory values in our files", || {
+        peer.assert_running();
+        shortterm.exists() && used.exists()
+    });
+    // A few more rounds, then stop collectd (it flushes its write queue) and Charcoal.
+    std::thread::sleep(Duration::from_secs(3));
+    peer.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    stop_charcoal(server);
+
+    // Every line collectd wrote is in the files, value for value (the last one per second).
+    let text = String::from_utf8(sent.lock().unwrap().clone()).unwrap();
+    let mut want: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
+    // Complete lines only: one cut off by collectd's exit is not a point (Charcoal agrees).
+    // collectd ends its lines with \r\n.
+    let lines = text
+        .split_inclusive('\n')
+        .filter_map(|l| l.strip_suffix('\n'));
+    for line in lines.map(|l| l.strip_suffix('\r').unwrap_or(l)) {
+        let mut f = line.split(' ');
+        let (Some(name), Some(value), Some(ts)) = (f.next(), f.next(), f.next()) else {
+            panic!("not a Carbon line from collectd: {line:?}");
+        };
+        let file = format!("{}.wsp", name.replace('.', "/"));
+        want.entry(file)
+            .or_default()
+            .insert(ts.parse().unwrap(), value.parse().unwrap());
+    }
+    assert!(want.len() >= 9, "load and memory series: {:?}", want.keys());
+    let dump = whisper_dump(&data, unix_now());
+    for (file, points) in &want {
+        let got = dump
+            .get(file)
+            .unwrap_or_else(|| panic!("{file} missing; files: {:?}", dump.keys()));
+        let expected: Vec<(i64, String)> = points.iter().map(|(t, v)| (*t, bits(*v))).collect();
+        assert_eq!(fetched(got, 0), expected, "{file}");
+    }
+    assert!(
+        want[&"collectd/charcoal-test/load/load/shortterm.wsp".to_string()].len() >= 3,
+        "several rounds"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
