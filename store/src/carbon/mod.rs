@@ -33,7 +33,8 @@ pub struct CarbonConfig {
     pub listen: String,
     /// Also receive datagrams on the same address.
     pub udp: bool,
-    /// Most TCP connections served at once; further ones wait to be accepted.
+    /// Most TCP connections served at once on each listener (plaintext, pickle); further ones
+    /// wait to be accepted.
     pub max_connections: usize,
     /// Longest line accepted; longer lines are counted as bad and skipped.
     pub max_line_length: usize,
@@ -282,18 +283,19 @@ impl CarbonReceiver {
         });
         let tracker = TaskTracker::new();
         let token = shutdown.child_token();
-        // One limit for the connections of both protocols.
-        let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
         for (listener, protocol) in [
             (sockets.tcp, Protocol::Plaintext),
             (sockets.pickle, Protocol::Pickle),
         ] {
             if let Some(listener) = listener {
+                // A limit per listener: a slot is taken before accepting, so a shared one
+                // would let an idle listener hold it while the other's clients wait.
+                let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
                 tracker.spawn(accept_loop(
                     listener,
                     protocol,
                     Arc::clone(&receiver),
-                    Arc::clone(&limit),
+                    limit,
                     token.clone(),
                     tracker.clone(),
                 ));

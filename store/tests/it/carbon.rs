@@ -381,3 +381,30 @@ async fn pickle_frames_are_stored_and_bad_ones_skipped() {
     assert_eq!(value_at(&store, "pk.d", 1_700_000_000), Some(4.0));
     assert!(!dir.path().parent().unwrap().join("escape.wsp").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_listener_has_its_own_connection_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let carbon = CarbonConfig {
+        metric_interval: Duration::ZERO,
+        max_connections: 1,
+        ..CarbonConfig::default()
+    };
+    let run = start_with(dir.path(), 1_000_000, Duration::from_secs(3600), &carbon).await;
+    // One connection open on each listener: both are served.
+    let mut plain = TcpStream::connect(run.tcp).await.unwrap();
+    plain
+        .write_all(b"limit.plain 1 1700000000\n")
+        .await
+        .unwrap();
+    let mut pickled = TcpStream::connect(run.pickle).await.unwrap();
+    // pickle.dumps([('limit.pickle', (1700000000, 2))], protocol=2)
+    let payload =
+        b"\x80\x02]q\x00X\x0c\x00\x00\x00limit.pickleq\x01J\x00\xf1SeK\x02\x86q\x02\x86q\x03a.";
+    pickled.write_all(&frame(payload)).await.unwrap();
+    run.received(2).await;
+    let store = run.stop().await;
+    assert_eq!(value_at(&store, "limit.plain", 1_700_000_000), Some(1.0));
+    assert_eq!(value_at(&store, "limit.pickle", 1_700_000_000), Some(2.0));
+    drop((plain, pickled));
+}
