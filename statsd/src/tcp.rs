@@ -112,19 +112,44 @@ pub(crate) async fn run(
         }
     }
     // Connections the kernel completed before the stop may hold lines already sent: they
-    // are drained like the open ones.
-    let now = Duration::ZERO;
-    loop {
-        match &listener {
-            LineListener::Tcp(l) => match tokio::time::timeout(now, l.accept()).await {
-                Ok(Ok((s, _))) => tracker.spawn(serve_conn(s, agg.clone(), shard, cancel.clone())),
-                _ => break,
-            },
-            LineListener::Unix(l, _) => match tokio::time::timeout(now, l.accept()).await {
-                Ok(Ok((s, _))) => tracker.spawn(serve_conn(s, agg.clone(), shard, cancel.clone())),
-                _ => break,
-            },
-        };
+    // are drained like the open ones. Asked of the kernel directly (a non-blocking accept),
+    // not of the reactor, which may not have seen the newest connections yet.
+    // Bounded: with another process serving the same socket (an upgrade) the queue may never
+    // stay empty for long.
+    let until = std::time::Instant::now() + DRAIN_MAX;
+    match &listener {
+        LineListener::Tcp(l) => {
+            let fd = std::os::fd::AsFd::as_fd(l).try_clone_to_owned();
+            if let Ok(std) = fd.map(std::net::TcpListener::from) {
+                while std::time::Instant::now() < until {
+                    let Ok((s, _)) = std.accept() else {
+                        break;
+                    };
+                    if let Ok(s) = s
+                        .set_nonblocking(true)
+                        .and_then(|()| tokio::net::TcpStream::from_std(s))
+                    {
+                        tracker.spawn(serve_conn(s, agg.clone(), shard, cancel.clone()));
+                    }
+                }
+            }
+        }
+        LineListener::Unix(l, _) => {
+            let fd = std::os::fd::AsFd::as_fd(l).try_clone_to_owned();
+            if let Ok(std) = fd.map(std::os::unix::net::UnixListener::from) {
+                while std::time::Instant::now() < until {
+                    let Ok((s, _)) = std.accept() else {
+                        break;
+                    };
+                    if let Ok(s) = s
+                        .set_nonblocking(true)
+                        .and_then(|()| tokio::net::UnixStream::from_std(s))
+                    {
+                        tracker.spawn(serve_conn(s, agg.clone(), shard, cancel.clone()));
+                    }
+                }
+            }
+        }
     }
     if let LineListener::Unix(_, path) = &listener {
         let _ = std::fs::remove_file(path);

@@ -412,8 +412,24 @@ async fn accept_loop(
     // Connections the kernel completed before the stop (waiting in the accept queue, maybe
     // for a free slot) are the senders' too: they may have written already, so they are
     // drained like the open ones, each as a slot frees up within the drain time.
-    while let Ok(Ok((stream, peer))) = tokio::time::timeout(Duration::ZERO, listener.accept()).await
-    {
+    // Asked of the kernel directly (a non-blocking accept), not of the reactor, which may not
+    // have seen the newest connections yet.
+    let Ok(listener) = listener.into_std() else {
+        return;
+    };
+    // Bounded: with another process serving the same socket (an upgrade) the queue may never
+    // stay empty for long.
+    let until = tokio::time::Instant::now() + DRAIN_MAX;
+    while tokio::time::Instant::now() < until {
+        let Ok((stream, peer)) = listener.accept() else {
+            break;
+        };
+        let Ok(stream) = stream
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(stream))
+        else {
+            continue;
+        };
         match tokio::time::timeout(DRAIN_MAX, Arc::clone(&limit).acquire_owned()).await {
             Ok(Ok(permit)) => serve(stream, peer, permit),
             _ => break,
