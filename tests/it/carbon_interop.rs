@@ -320,12 +320,20 @@ fn etsy_statsd_graphite_backend_feeds_charcoal() {
 // ---------------------------------------------------------------------------------------------
 // collectd's write_graphite plugin -> charcoal carbon
 
+/// What a [`recording_proxy`] saw: every byte its clients sent, and how many of their
+/// connections it has finished forwarding (the client closed, Charcoal got all of it).
+#[derive(Default)]
+struct Recorded {
+    bytes: std::sync::Mutex<Vec<u8>>,
+    finished: std::sync::atomic::AtomicUsize,
+}
+
 /// Forwards one connection at a time from a loopback listener to `target`, keeping a copy of
 /// every byte sent (what the client wrote, exactly as Charcoal received it).
-fn recording_proxy(target: SocketAddr) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+fn recording_proxy(target: SocketAddr) -> (u16, std::sync::Arc<Recorded>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::new(Recorded::default());
     let copy = std::sync::Arc::clone(&seen);
     std::thread::spawn(move || {
         for client in listener.incoming().map_while(Result::ok) {
@@ -338,13 +346,16 @@ fn recording_proxy(target: SocketAddr) -> (u16, std::sync::Arc<std::sync::Mutex<
                 match std::io::Read::read(&mut client, &mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        copy.lock().unwrap().extend_from_slice(&buf[..n]);
+                        copy.bytes.lock().unwrap().extend_from_slice(&buf[..n]);
                         if upstream.write_all(&buf[..n]).is_err() {
                             break;
                         }
                     }
                 }
             }
+            let _ = upstream.shutdown(std::net::Shutdown::Write);
+            copy.finished
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     });
     (port, seen)
@@ -402,11 +413,13 @@ fn collectd_write_graphite_feeds_charcoal() {
     // A few more rounds, then stop collectd (it flushes its write queue) and Charcoal.
     std::thread::sleep(Duration::from_secs(3));
     peer.stop();
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until(30, "the proxy to forward collectd's last lines", || {
+        sent.finished.load(std::sync::atomic::Ordering::SeqCst) > 0
+    });
     stop_charcoal(server);
 
     // Every line collectd wrote is in the files, value for value (the last one per second).
-    let text = String::from_utf8(sent.lock().unwrap().clone()).unwrap();
+    let text = String::from_utf8(sent.bytes.lock().unwrap().clone()).unwrap();
     let mut want: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
     // Complete lines only: one cut off by collectd's exit is not a point (Charcoal agrees).
     // collectd ends its lines with \r\n.
