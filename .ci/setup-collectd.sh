@@ -6,20 +6,12 @@
 # config file; the packaged service is kept from starting.
 # Idempotent; runs as root on Debian 12.
 set -euo pipefail
+. "$(dirname "$0")/apt-install.sh"
 
 collectd=${CHARCOAL_COLLECTD:-/usr/sbin/collectd}
 
 if [ ! -x "$collectd" ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    # No service start during the install: a policy-rc.d that denies every action, removed
-    # afterwards unless the machine already had one.
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod 755 /usr/sbin/policy-rc.d
-        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-    fi
-    apt-get install -y -qq --no-install-recommends collectd-core >/dev/null \
-        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends collectd-core >/dev/null; }
+    apt_install collectd-core
 fi
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl disable --now collectd >/dev/null 2>&1 || true

@@ -10,6 +10,7 @@
 #   CHARCOAL_MUNIN_NODE   (default /usr/sbin/munin-node),
 #   CHARCOAL_MUNIN_PLUGINS (default /usr/share/munin/plugins).
 set -euo pipefail
+. "$(dirname "$0")/apt-install.sh"
 
 need=()
 for pkg in munin munin-node; do
@@ -19,17 +20,7 @@ for pkg in munin munin-node; do
 done
 
 if ((${#need[@]})); then
-    policy=/usr/sbin/policy-rc.d
-    created_policy=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 0755 "$policy"
-        created_policy=1
-    fi
-    trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}"
+    apt_install "${need[@]}"
 fi
 
 # munin-update refuses to run as root; the tests run it as this user.

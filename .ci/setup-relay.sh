@@ -6,20 +6,12 @@
 # free port; the packaged service is kept from starting (it would take port 2003).
 # Idempotent; runs as root on Debian 12.
 set -euo pipefail
+. "$(dirname "$0")/apt-install.sh"
 
 relay=${CHARCOAL_RELAY:-/usr/bin/carbon-c-relay}
 
 if [ ! -x "$relay" ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    # No service start during the install: a policy-rc.d that denies every action, removed
-    # afterwards unless the machine already had one.
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod 755 /usr/sbin/policy-rc.d
-        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-    fi
-    apt-get install -y -qq --no-install-recommends carbon-c-relay >/dev/null \
-        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends carbon-c-relay >/dev/null; }
+    apt_install carbon-c-relay
 fi
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl disable --now carbon-c-relay >/dev/null 2>&1 || true

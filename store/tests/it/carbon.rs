@@ -293,16 +293,21 @@ async fn shutdown_drains_what_was_sent() {
     assert_eq!(store.stats().committed_points, 400);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_still_waiting_to_be_accepted_at_the_stop_are_drained() {
-    let dir = tempfile::tempdir().unwrap();
-    // One connection at a time: a second one waits in the kernel's accept queue.
+/// A receiver serving one connection at a time on each listener.
+async fn start_one_connection_each(dir: &Path) -> Running {
     let carbon = CarbonConfig {
         metric_interval: Duration::ZERO,
         max_connections: 1,
         ..CarbonConfig::default()
     };
-    let run = start_with(dir.path(), 1_000_000, Duration::from_secs(3600), &carbon).await;
+    start_with(dir, 1_000_000, Duration::from_secs(3600), &carbon).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_still_waiting_to_be_accepted_at_the_stop_are_drained() {
+    let dir = tempfile::tempdir().unwrap();
+    // One connection at a time: a second one waits in the kernel's accept queue.
+    let run = start_one_connection_each(dir.path()).await;
     let mut first = TcpStream::connect(run.tcp).await.unwrap();
     first
         .write_all(b"queued.first 1 1700000000\n")
@@ -385,12 +390,7 @@ async fn pickle_frames_are_stored_and_bad_ones_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_listener_has_its_own_connection_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let carbon = CarbonConfig {
-        metric_interval: Duration::ZERO,
-        max_connections: 1,
-        ..CarbonConfig::default()
-    };
-    let run = start_with(dir.path(), 1_000_000, Duration::from_secs(3600), &carbon).await;
+    let run = start_one_connection_each(dir.path()).await;
     // One connection open on each listener: both are served.
     let mut plain = TcpStream::connect(run.tcp).await.unwrap();
     plain

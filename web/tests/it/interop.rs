@@ -855,15 +855,12 @@ async fn fetch(client: &::reqwest::Client, url: &str) -> (u16, String) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn differential_against_graphite_web() {
-    if !enabled() {
-        return;
-    }
+/// graphite-web 1.1.10 and Charcoal's production read path (the store: index + write cache)
+/// over the same whisper files; Charcoal's base URL last.
+async fn graphite_web_and_charcoal() -> (GraphiteWeb, Store, charcoal_web::WebServer, String) {
     let gw = tokio::task::spawn_blocking(|| GraphiteWeb::start("interop"))
         .await
         .expect("start graphite-web");
-    // Charcoal's production read path: the store (index + write cache) over the same files.
     let store_config = StoreConfig {
         data_dir: gw.whisper_dir(),
         ..StoreConfig::default()
@@ -873,9 +870,17 @@ async fn differential_against_graphite_web() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let token = CancellationToken::new();
-    let ours = serve(listener, state, token.clone()).expect("serve");
-    let ours_base = format!("http://{}", ours.local_addr());
+    let ours = serve(listener, state, CancellationToken::new()).expect("serve");
+    let base = format!("http://{}", ours.local_addr());
+    (gw, store, ours, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differential_against_graphite_web() {
+    if !enabled() {
+        return;
+    }
+    let (gw, store, ours, ours_base) = graphite_web_and_charcoal().await;
     let client = ::reqwest::Client::new();
     assert!(CASES.len() >= 150, "{} cases", CASES.len());
 
@@ -1453,20 +1458,7 @@ async fn graphite_web_front_end_reads_charcoal() {
     if !enabled() {
         return;
     }
-    let gw = tokio::task::spawn_blocking(|| GraphiteWeb::start("interop"))
-        .await
-        .expect("start graphite-web");
-    let store_config = StoreConfig {
-        data_dir: gw.whisper_dir(),
-        ..StoreConfig::default()
-    };
-    let store = Store::open(&store_config, StorageRules::default()).expect("open store");
-    let state = AppState::new(Arc::new(store.clone()), Config::default()).expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let ours = serve(listener, state, CancellationToken::new()).expect("serve");
-    let ours_base = format!("http://{}", ours.local_addr());
+    let (gw, store, ours, ours_base) = graphite_web_and_charcoal().await;
     let client = ::reqwest::Client::new();
     let mut failures = Vec::new();
     let mut logs = String::new();
